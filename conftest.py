@@ -1,0 +1,54 @@
+"""Project-wide test fixtures: personas, API clients and real services.
+
+Every test uses the configured database for real (SQLite by default, PostgreSQL when DATABASE_URL is set)
+and Redis when REDIS_URL is set; tests that need Redis say why they are skipped without it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    return [f"parley: database={db} redis={'yes' if os.environ.get('REDIS_URL') else 'no'}"]
+
+
+@pytest.fixture
+def redis_url():
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("needs a real Redis: set REDIS_URL (CI runs this suite once with PostgreSQL and Redis)")
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(settings, tmp_path):
+    """Each test writes recordings and storage under its own temporary data directory."""
+    settings.PARLEY_DATA_DIR = tmp_path / "data"
+    settings.PARLEY_DATA_DIR.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(settings.PARLEY_DATA_DIR / "storage")},
+        },
+    }
+    settings.PARLEY_WEBHOOK_ALLOW_PRIVATE = True
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _celery_tasks_in_process():
+    """Tasks run in-process for real (eagerly) in every test, also when REDIS_URL names a broker; the tests of
+    broker behaviour configure their own Celery worker."""
+    from parley.celery import app
+
+    was = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = was

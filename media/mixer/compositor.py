@@ -1,0 +1,438 @@
+"""The compositor: draws the layers of a layout onto one yuv420p canvas per output frame.
+
+Technique (measured in ``reference/aiortc-mcu.md`` §3c/3d and ``docs/PERFORMANCE.md``): each tile is scaled
+with ``cv2.resize`` (one OpenCV thread) straight into a view of the canvas plane (no intermediate picture), plane
+by plane. Each :meth:`Compositor.compose` returns a **new** ``av.VideoFrame`` (encoders never share a frame
+object) and draws into it directly:
+
+- the background is painted only where no occupied layer lies (a few strips, computed once per layout);
+- a layer is **dirty** when its input changed since it was drawn (a new decoded frame object, mute, talking,
+  name) or it overlaps a dirty layer below it; a dirty layer is scaled and decorated again;
+- every other layer is copied from the previous canvas, which therefore acts as the cache of scaled tiles,
+  keyed by the layer's rect, fit and member and by the input frame's identity. It survives a layout change for
+  every layer whose rect, fit and member stay the same (and that nothing covered before), so a join, a mute or a
+  floor change only rescales the tiles that moved.
+
+Fit rules (FreeSWITCH ``conference_video_scale_and_patch``): letterbox by default (aspect kept, centred,
+black bars ``#000000``), crop-to-fill (centre crop) when ``layer.zoom``. Empty slots show the canvas
+background (``#333333``). A video-muted or frame-less member shows an initials card; every occupied tile gets a
+name caption at its bottom-left; the talking member's tile a ``#00ff00`` border. Even pixel coordinates are
+used inside each layer so luma and chroma stay aligned (an odd FreeSWITCH edge such as ``x=853`` starts at 854).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+from media.mixer.captions import YuvImage, render_caption, render_initials_card, rgb_to_yuv
+from media.mixer.layouts import Layer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKGROUND = (0x33, 0x33, 0x33)
+LETTERBOX_COLOR = (0x00, 0x00, 0x00)
+BORDER_COLOR = (0x00, 0xFF, 0x00)
+BORDER_PX = 4
+
+
+# glibc mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_allocator_tuned = False
+
+
+def keep_frame_buffers_in_heap(max_buffer_bytes: int = 32 << 20) -> bool:
+    """Let glibc reuse freed frame buffers instead of mapping fresh pages for every new frame (process-wide).
+
+    By default glibc serves allocations above 128 KiB–32 MiB with ``mmap`` and returns them on ``free``, so each
+    new 1.4 MB 720p frame page-faults on first write: measured ≈0.5 ms per frame, more than compositing 4 tiles.
+    Raising ``M_MMAP_THRESHOLD`` (and the heap trim threshold with it) keeps such buffers in the heap. Idempotent;
+    returns ``False`` where the C library has no ``mallopt`` (not glibc).
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        logger.info("mallopt unavailable; new frames keep their default allocation")
+        return False
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, max_buffer_bytes)) and bool(mallopt(_M_TRIM_THRESHOLD, 4 * max_buffer_bytes))
+    _allocator_tuned = ok
+    return ok
+
+
+@dataclass
+class Tile:
+    """What the compositor knows of one member: the latest decoded video and how to decorate it.
+
+    ``frame``: the latest decoded ``av.VideoFrame`` (any size and pixel format) or an RGB ``(h, w, 3)`` uint8
+    array, or ``None`` when nothing was received yet. Pass the same object again when no new frame arrived: its
+    conversion to yuv420p and its drawing are cached by object identity.
+    """
+
+    frame: av.VideoFrame | np.ndarray | None = None
+    name: str = ""
+    video_muted: bool = False
+    talking: bool = False
+
+
+@dataclass
+class _Source:
+    frame: object
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.y.shape[1], self.y.shape[0]
+
+
+def _plane(frame: av.VideoFrame, index: int, width: int, height: int) -> np.ndarray:
+    plane = frame.planes[index]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+
+
+def _planes(frame: av.VideoFrame, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        _plane(frame, 0, width, height),
+        _plane(frame, 1, width // 2, height // 2),
+        _plane(frame, 2, width // 2, height // 2),
+    )
+
+
+def _to_source(frame: av.VideoFrame | np.ndarray) -> _Source | None:
+    """yuv420p planes of a decoded frame (views when it already is yuv420p; even-cropped); ``None`` if empty."""
+    if isinstance(frame, np.ndarray):
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"an ndarray tile must be RGB (h, w, 3) uint8, got {frame.shape} {frame.dtype}")
+        h, w = frame.shape[0] & ~1, frame.shape[1] & ~1
+        if not w or not h:
+            return None
+        i420 = cv2.cvtColor(np.ascontiguousarray(frame[:h, :w]), cv2.COLOR_RGB2YUV_I420)
+        chroma = i420[h:].reshape(2, h // 2, w // 2)
+        return _Source(frame, i420[:h], chroma[0], chroma[1])
+    picture = frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p")
+    w, h = picture.width & ~1, picture.height & ~1
+    if not w or not h:
+        return None
+    return _Source(
+        frame,
+        _plane(picture, 0, w, h),
+        _plane(picture, 1, w // 2, h // 2),
+        _plane(picture, 2, w // 2, h // 2),
+    )
+
+
+def _even_rect(layer: Layer) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)`` of the layer shrunk to even coordinates (luma px)."""
+    x0, y0 = (layer.x + 1) & ~1, (layer.y + 1) & ~1
+    x1, y1 = (layer.x + layer.width) & ~1, (layer.y + layer.height) & ~1
+    return x0, y0, max(x0, x1), max(y0, y1)
+
+
+def _draw_key(layer: Layer) -> tuple:
+    """What a layer's pixels depend on besides its tile: member, even rect and fit."""
+    return (layer.member_id, _even_rect(layer), layer.zoom)
+
+
+def _uncovered(width: int, height: int, rects: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """The part of a ``width``×``height`` canvas outside every ``(x0, y0, x1, y1)`` rect, as disjoint rects.
+
+    Horizontal bands split at every rect edge; within a band the gaps between the merged covering spans are
+    emitted, and a gap continuing the same span of the band above extends that rect instead.
+    """
+    edges = sorted({0, height, *(y for r in rects for y in (r[1], r[3]) if 0 <= y <= height)})
+    open_rects: dict[tuple[int, int], int] = {}  # (x0, x1) -> y0 of the rect still growing downwards
+    result: list[tuple[int, int, int, int]] = []
+    for top, bottom in zip(edges, edges[1:], strict=False):
+        spans = sorted((r[0], r[2]) for r in rects if r[1] <= top and r[3] >= bottom and r[0] < r[2])
+        gaps, x = [], 0
+        for x0, x1 in spans:
+            if x0 > x:
+                gaps.append((x, min(x0, width)))
+            x = max(x, x1)
+        if x < width:
+            gaps.append((x, width))
+        still_open: dict[tuple[int, int], int] = {}
+        for gap in gaps:
+            still_open[gap] = open_rects.pop(gap, top)
+        for (x0, x1), y0 in open_rects.items():
+            result.append((x0, y0, x1, top))
+        open_rects = still_open
+    result.extend((x0, y0, x1, height) for (x0, x1), y0 in open_rects.items())
+    return sorted(result, key=lambda r: (r[1], r[0]))
+
+
+def _letterbox(src_w: int, src_h: int, cell_w: int, cell_h: int) -> tuple[int, int, int, int]:
+    """Content ``(ox, oy, w, h)`` inside a cell, aspect kept and centred; all even (luma px)."""
+    scale = min(cell_w / src_w, cell_h / src_h)
+    w = min(cell_w, max(2, int(round(src_w * scale / 2)) * 2))
+    h = min(cell_h, max(2, int(round(src_h * scale / 2)) * 2))
+    return ((cell_w - w) // 4) * 2, ((cell_h - h) // 4) * 2, w, h
+
+
+def _crop(src_w: int, src_h: int, cell_w: int, cell_h: int) -> tuple[int, int, int, int]:
+    """Source ``(sx, sy, w, h)`` of the centred crop that fills a cell (zoom); all even (luma px)."""
+    scale = max(cell_w / src_w, cell_h / src_h)
+    w = min(src_w, max(2, int(round(cell_w / scale / 2)) * 2))
+    h = min(src_h, max(2, int(round(cell_h / scale / 2)) * 2))
+    return ((src_w - w) // 4) * 2, ((src_h - h) // 4) * 2, w, h
+
+
+class Compositor:
+    """Draws layers onto a ``width_px``×``height_px`` yuv420p canvas (both even).
+
+    ``background``: RGB of the canvas where no layer is drawn (FreeSWITCH ``video-canvas-bgcolor``).
+    ``interpolation``: a ``cv2.INTER_*`` for scaled tiles; by default ``INTER_AREA`` for exact integer
+    down-scales (fast and sharp there) and ``INTER_LINEAR`` otherwise.
+    ``tune_allocator``: call :func:`keep_frame_buffers_in_heap` (process-wide glibc setting) so the new frame
+    returned by every :meth:`compose` costs no page faults.
+    ``cv_threads``: ``cv2.setNumThreads`` (process-wide); 1 by default. OpenCV's threads split each small tile
+    resize in two, which costs more CPU than it saves wall time on a busy 2-core box (9 live tiles at 720p:
+    3.21 ms CPU per canvas with two threads, 2.1–2.5 ms with one; ``docs/PERFORMANCE.md``). ``None`` leaves OpenCV's
+    setting alone.
+    Not thread-safe: one compositor per room canvas, called from one thread.
+    """
+
+    def __init__(
+        self,
+        width_px: int,
+        height_px: int,
+        *,
+        background: tuple[int, int, int] = DEFAULT_BACKGROUND,
+        interpolation: int | None = None,
+        tune_allocator: bool = True,
+        cv_threads: int | None = 1,
+    ) -> None:
+        if width_px <= 0 or height_px <= 0 or width_px % 2 or height_px % 2:
+            raise ValueError(f"canvas size must be positive and even, got {width_px}x{height_px}")
+        if tune_allocator:
+            keep_frame_buffers_in_heap()
+        if cv_threads is not None and cv2.getNumThreads() != cv_threads:
+            cv2.setNumThreads(cv_threads)
+        self.width_px = width_px
+        self.height_px = height_px
+        self.background_yuv = rgb_to_yuv(background)
+        self._letterbox_yuv = rgb_to_yuv(LETTERBOX_COLOR)
+        self._border_yuv = rgb_to_yuv(BORDER_COLOR)
+        self._interpolation = interpolation
+        self._layers: tuple[Layer, ...] | None = None
+        self._order: list[int] = []
+        self._above: dict[int, list[int]] = {}
+        self._rects: list[tuple[int, int, int, int]] = []
+        self._occupied: list[int] = []
+        self._drawable: frozenset[int] = frozenset()
+        self._bare: list[tuple[int, int, int, int]] = [(0, 0, width_px, height_px)]
+        # Per layer index: the signature it was last drawn with and the input object it was drawn from (kept
+        # alive so that its id() cannot be reused by a newer frame while the signature refers to it).
+        self._drawn: dict[int, tuple[tuple, object]] = {}
+        self._sources: dict[str, _Source] = {}
+        self._previous: av.VideoFrame | None = None
+        self._target(av.VideoFrame(width_px, height_px, "yuv420p"))
+        self._fill_background()
+
+    # ------------------------------------------------------------------ public
+
+    def compose(self, layers: Sequence[Layer], tiles: Mapping[str, Tile]) -> av.VideoFrame:
+        """Draw ``layers`` with the members' ``tiles`` (keyed by member id) and return a new yuv420p frame.
+
+        The frame has no ``pts``; the caller stamps it. A layer whose member has no tile is drawn as a card
+        without a name. Don't write into a returned frame's planes: unchanged layers of the next frame are
+        copied from it.
+        """
+        layers = tuple(layers)
+        if layers != self._layers:
+            self._set_layers(layers)
+        self._forget_sources(tiles)
+        previous = self._previous
+        dirty: set[int] = set()
+        for i in self._occupied:
+            drawn = self._drawn.get(i)
+            if previous is None or drawn is None or drawn[0] != self._signature(tiles.get(layers[i].member_id)):
+                dirty.add(i)
+                dirty.update(self._above.get(i, ()))
+        frame = av.VideoFrame(self.width_px, self.height_px, "yuv420p")
+        self._target(frame)
+        for rect in self._bare:
+            self._fill(*rect, self.background_yuv)
+        if previous is not None:
+            # Layers whose input did not change: their pixels (scaled tile, caption, border) from the last canvas.
+            before = _planes(previous, self.width_px, self.height_px)
+            for i in self._occupied:
+                if i not in dirty:
+                    self._copy_from(before, *self._rects[i])
+        for i in self._order:
+            if i in dirty and i in self._drawable:
+                layer = layers[i]
+                tile = tiles.get(layer.member_id)
+                self._draw_layer(layer, tile)
+                self._drawn[i] = (self._signature(tile), self._input_of(tile))
+        self._previous = frame
+        return frame
+
+    def reset(self) -> None:
+        """Forget everything drawn and cached; the next :meth:`compose` redraws the whole canvas."""
+        self._layers = None
+        self._drawn.clear()
+        self._sources.clear()
+        self._previous = None
+        self._bare = [(0, 0, self.width_px, self.height_px)]
+
+    @property
+    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Views of the last composed frame's planes ``(Y (h, w), U (h/2, w/2), V (h/2, w/2))``, read-only use."""
+        return self._y, self._u, self._v
+
+    def _target(self, frame: av.VideoFrame) -> None:
+        self._y, self._u, self._v = _planes(frame, self.width_px, self.height_px)
+
+    # ----------------------------------------------------------------- drawing
+
+    def _fill_background(self) -> None:
+        y, u, v = self.background_yuv
+        self._y.fill(y)
+        self._u.fill(u)
+        self._v.fill(v)
+
+    def _set_layers(self, layers: tuple[Layer, ...]) -> None:
+        old_keys = [_draw_key(layer) for layer in self._layers or ()]
+        old_above, old_drawn = self._above, self._drawn
+        self._layers = layers
+        self._order = sorted(range(len(layers)), key=lambda i: (layers[i].z_index, i))
+        self._rects = rects = [_even_rect(layer) for layer in layers]
+        rank = {i: r for r, i in enumerate(self._order)}
+        self._above = {}
+        for i, a in enumerate(rects):
+            for j, b in enumerate(rects):
+                if rank[j] > rank[i] and a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    self._above.setdefault(i, []).append(j)
+        self._occupied = [
+            i
+            for i, (layer, (x0, y0, x1, y1)) in enumerate(zip(layers, rects, strict=True))
+            if layer.member_id is not None and x1 - x0 >= 2 and y1 - y0 >= 2
+        ]
+        self._drawable = frozenset(self._occupied)
+        self._bare = _uncovered(self.width_px, self.height_px, [rects[i] for i in self._occupied])
+        # A layer drawn with the same rect, fit and member that nothing covered keeps its pixels in the previous
+        # canvas: carry its signature over so it is copied, not rescaled, unless its input changed too.
+        reusable = {key: o for o, key in enumerate(old_keys) if o in old_drawn and o not in old_above}
+        self._drawn = {}
+        for i in self._occupied:
+            o = reusable.pop(_draw_key(layers[i]), None)
+            if o is not None:
+                self._drawn[i] = old_drawn[o]
+
+    @staticmethod
+    def _input_of(tile: Tile | None) -> object:
+        return None if tile is None or tile.video_muted else tile.frame
+
+    def _signature(self, tile: Tile | None) -> tuple:
+        if tile is None:
+            return (None,)
+        frame = self._input_of(tile)
+        return (id(frame), frame is None, tile.video_muted, tile.talking, tile.name)
+
+    def _forget_sources(self, tiles: Mapping[str, Tile]) -> None:
+        for member_id in [m for m in self._sources if m not in tiles]:
+            del self._sources[member_id]
+
+    def _source(self, member_id: str, frame: av.VideoFrame | np.ndarray) -> _Source | None:
+        cached = self._sources.get(member_id)
+        if cached is not None and cached.frame is frame:
+            return cached
+        source = _to_source(frame)
+        if source is None:
+            self._sources.pop(member_id, None)
+        else:
+            self._sources[member_id] = source
+        return source
+
+    def _cell(self, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            self._y[y0:y1, x0:x1],
+            self._u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
+            self._v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
+        )
+
+    def _copy_from(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], x0: int, y0: int, x1: int, y1: int) -> None:
+        src_y, src_u, src_v = planes
+        np.copyto(self._y[y0:y1, x0:x1], src_y[y0:y1, x0:x1])
+        np.copyto(self._u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], src_u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2])
+        np.copyto(self._v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], src_v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2])
+
+    def _fill(self, x0: int, y0: int, x1: int, y1: int, yuv: tuple[int, int, int]) -> None:
+        if x1 <= x0 or y1 <= y0:
+            return
+        for plane, value in zip(self._cell(x0, y0, x1, y1), yuv, strict=True):
+            plane.fill(value)
+
+    def _blit(self, image: YuvImage, x0: int, y0: int) -> None:
+        h, w = image.height, image.width
+        for dst, src in zip(self._cell(x0, y0, x0 + w, y0 + h), (image.y, image.u, image.v), strict=True):
+            np.copyto(dst, src)
+
+    def _scale_into(self, source: _Source, crop: tuple[int, int, int, int], x0: int, y0: int, w: int, h: int) -> None:
+        sx, sy, sw, sh = crop
+        if (sw, sh) == (w, h):
+            interpolation = None
+        elif self._interpolation is not None:
+            interpolation = self._interpolation
+        elif sw % w == 0 and sh % h == 0 and sw // w == sh // h:
+            interpolation = cv2.INTER_AREA
+        else:
+            interpolation = cv2.INTER_LINEAR
+        sources = (
+            source.y[sy : sy + sh, sx : sx + sw],
+            source.u[sy // 2 : (sy + sh) // 2, sx // 2 : (sx + sw) // 2],
+            source.v[sy // 2 : (sy + sh) // 2, sx // 2 : (sx + sw) // 2],
+        )
+        for dst, src in zip(self._cell(x0, y0, x0 + w, y0 + h), sources, strict=True):
+            if interpolation is None:
+                np.copyto(dst, src)
+            else:
+                out = cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=interpolation)
+                if out is not dst and not np.shares_memory(out, dst):
+                    np.copyto(dst, out)
+
+    def _draw_layer(self, layer: Layer, tile: Tile | None) -> None:
+        x0, y0, x1, y1 = _even_rect(layer)
+        cell_w, cell_h = x1 - x0, y1 - y0
+        if cell_w < 2 or cell_h < 2:
+            return
+        name = tile.name if tile else ""
+        source = None
+        if tile is not None and not tile.video_muted and tile.frame is not None:
+            source = self._source(layer.member_id, tile.frame)
+        if source is None:
+            self._blit(render_initials_card(name, cell_w, cell_h), x0, y0)
+        elif layer.zoom:
+            self._scale_into(source, _crop(*source.size, cell_w, cell_h), x0, y0, cell_w, cell_h)
+        else:
+            ox, oy, w, h = _letterbox(*source.size, cell_w, cell_h)
+            black = self._letterbox_yuv
+            self._fill(x0, y0, x1, y0 + oy, black)
+            self._fill(x0, y0 + oy + h, x1, y1, black)
+            self._fill(x0, y0 + oy, x0 + ox, y0 + oy + h, black)
+            self._fill(x0 + ox + w, y0 + oy, x1, y0 + oy + h, black)
+            self._scale_into(source, (0, 0, *source.size), x0 + ox, y0 + oy, w, h)
+        caption = render_caption(name, cell_w, cell_h)
+        if caption is not None:
+            self._blit(caption, x0, y1 - caption.height)
+        if tile is not None and tile.talking:
+            b = min(BORDER_PX, cell_w // 4 * 2, cell_h // 4 * 2)
+            green = self._border_yuv
+            self._fill(x0, y0, x1, y0 + b, green)
+            self._fill(x0, y1 - b, x1, y1, green)
+            self._fill(x0, y0 + b, x0 + b, y1 - b, green)
+            self._fill(x1 - b, y0 + b, x1, y1 - b, green)

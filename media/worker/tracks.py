@@ -1,0 +1,151 @@
+"""Outbound tracks of a member's peer connection, fed by the room mixer.
+
+- ``PacketVideoTrack``: ``recv()`` returns the shared ``av.Packet`` of the member's output group (``codec``:
+  ``h264`` or ``vp8``, pts in 1/90000); aiortc's sender only packetizes it (``H264Encoder.pack`` /
+  ``Vp8Encoder.pack``), so the canvas is encoded once per codec, not per member.
+- ``MixedAudioTrack``: ``recv()`` returns the member's mix-minus as an Opus ``av.Packet`` (20 ms, pts in
+  1/48000), encoded by the room for all members in one job per tick; aiortc's sender only packs it.
+
+Both keep a small queue and drop the oldest item when the member's sender falls behind, so a slow peer never
+grows memory or delays the others. ``push()`` is called on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+AUDIO_RATE_HZ = 48000
+AUDIO_SAMPLES = 960  # 20 ms at 48 kHz
+AUDIO_TIME_BASE = fractions.Fraction(1, AUDIO_RATE_HZ)
+
+
+class _QueueTrack(MediaStreamTrack):
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
+        self.dropped = 0
+
+    def push(self, item) -> None:
+        if self.readyState != "live":
+            return
+        if self._queue.full():
+            try:
+                self._queue.get_nowait()
+                self.dropped += 1
+            except asyncio.QueueEmpty:
+                pass
+        self._queue.put_nowait(item)
+
+    async def recv(self):
+        if self.readyState != "live":
+            raise MediaStreamError
+        item = await self._queue.get()
+        if item is None:
+            raise MediaStreamError
+        return item
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            super().stop()
+            # Wake a sender blocked in recv() so it ends instead of waiting forever.
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(None)
+
+
+class PacketVideoTrack(_QueueTrack):
+    """The room canvas as shared ``av.Packet``s of one codec (one queue of 2 per member, oldest dropped).
+
+    ``codec``: the output group it takes packets from (``media.worker.encoder.H264`` or ``VP8``); set by the
+    member's peer connection from the negotiated codec (``set_codec``) before the sender starts.
+    ``sent``/``keyframes_sent``: packets (and keyframes among them) handed to the member's sender.
+    """
+
+    kind = "video"
+
+    def __init__(self, codec: str = "h264") -> None:
+        super().__init__(maxsize=2)
+        self.codec = codec
+        self.sent = 0
+        self.keyframes_sent = 0
+        self._waiting_keyframe = True
+
+    def set_codec(self, codec: str) -> None:
+        """Move the track to another output group; what was queued (the other codec) is dropped."""
+        if codec != self.codec:
+            self.codec = codec
+            self.restart_at_keyframe()
+
+    def push(self, packet) -> None:
+        """Queue a shared packet; a new receiver starts at a keyframe (earlier packets cannot be decoded)."""
+        if self._waiting_keyframe:
+            if not packet.is_keyframe:
+                return
+            self._waiting_keyframe = False
+        super().push(packet)
+
+    async def recv(self):
+        packet = await super().recv()
+        self.sent += 1
+        if packet.is_keyframe:
+            self.keyframes_sent += 1
+        return packet
+
+    def restart_at_keyframe(self) -> None:
+        """Drop what is queued and wait for the next keyframe (the peer just connected, or lost the picture)."""
+        self._waiting_keyframe = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+
+OPUS_BITRATE_BPS = 48_000
+
+
+class MixedAudioTrack(_QueueTrack):
+    """A member's mix-minus audio as Opus ``av.Packet``s (queue of 3 = 60 ms, oldest dropped).
+
+    The room encodes every member's mix of a 20 ms tick in one executor job (:meth:`encode_pcm`, PyAV libopus,
+    mono, 48 kb/s) and queues the packets (:meth:`push_packets`); aiortc's sender only packs them
+    (``OpusEncoder.pack``). Letting each sender encode ``AudioFrame``s itself costs a thread hop per member per
+    20 ms and aiortc's stereo resample (``docs/PERFORMANCE.md``, "Media worker").
+    """
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__(maxsize=3)
+        self._pts = 0
+        self._encoder: av.AudioCodecContext | None = None
+
+    def encode_pcm(self, pcm: np.ndarray) -> list[av.Packet]:
+        """Encode one 960-sample int16 mono frame to Opus; packets carry a continuous pts in 1/48000 s.
+
+        Blocking CPU work (≈ 0.13 ms): call it from an executor thread, one caller at a time.
+        """
+        if self._encoder is None:
+            encoder = av.CodecContext.create("libopus", "w")
+            encoder.sample_rate, encoder.layout, encoder.format = AUDIO_RATE_HZ, "mono", "s16"
+            encoder.bit_rate = OPUS_BITRATE_BPS
+            encoder.time_base = AUDIO_TIME_BASE
+            self._encoder = encoder
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE_HZ
+        frame.pts = self._pts
+        frame.time_base = AUDIO_TIME_BASE
+        packets = self._encoder.encode(frame)
+        for packet in packets:
+            # libopus reports its 6.5 ms look-ahead as a negative first pts: keep the RTP clock on our frames.
+            packet.pts = self._pts
+            packet.time_base = AUDIO_TIME_BASE
+        self._pts += pcm.shape[-1]
+        return packets
+
+    def push_packets(self, packets: list[av.Packet]) -> None:
+        """Queue encoded packets (event loop)."""
+        for packet in packets:
+            self.push(packet)

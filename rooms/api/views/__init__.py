@@ -1,0 +1,1 @@
+"""REST views under ``/api/video/``: one view class per path, one method per operation."""
