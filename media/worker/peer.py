@@ -35,7 +35,11 @@ from collections.abc import Awaitable, Callable
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription, sdp
 from aiortc.rtcpeerconnection import is_codec_compatible
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+)
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from media.worker import db
@@ -62,6 +66,8 @@ UNSUPPORTED_VIDEO = (
     "the offer's video m-line {mid} has neither."
 )
 SENDING = ("sendrecv", "sendonly", None)
+# RTP header-extension ids of the one-byte form (RFC 8285 §4.2): 1-14.
+EXTENSION_IDS = range(1, 15)
 
 
 class MediaRefused(Exception):
@@ -115,6 +121,47 @@ def parse_offer(offer_sdp: str) -> sdp.SessionDescription:
         if m.kind == "video" and m.port != 0 and not offered_video_codecs(m):
             raise MediaRefused("unsupported_codec", UNSUPPORTED_VIDEO.format(mid=m.rtp.muxId or "?"))
     return description
+
+
+def keep_extension_ids(offer_sdp: str, *negotiated_sdps: str | None) -> str:
+    """``offer_sdp`` with each m-line's ``a=extmap`` ids set to those already negotiated for its mid.
+
+    aiortc's ``createOffer()`` numbers the header extensions afresh (its own table); RFC 8285 §6 and JSEP
+    (RFC 8829 §5.2.2) keep an extension's id for the whole session. ``negotiated_sdps``: the connection's
+    current descriptions, the local one first (its ids win), then the remote one (whose other ids stay
+    reserved). Per m-line (matched by mid): a URI negotiated before takes its id; a URI new to the m-line keeps
+    the offer's id if it is free, else takes the lowest free id of 1-14, else is left out. An m-line new to the
+    connection is left as offered. Raises ``ValueError`` for an unparsable SDP.
+    """
+    offer = sdp.SessionDescription.parse(offer_sdp)
+    known: dict[str, dict[str, int]] = {}  # mid -> uri -> id
+    reserved: dict[str, set[int]] = {}  # mid -> every id in use on the m-line
+    for previous_sdp in reversed([s for s in negotiated_sdps if s]):
+        for media in sdp.SessionDescription.parse(previous_sdp).media:
+            if media.kind not in ("audio", "video") or media.rtp.muxId is None:
+                continue
+            ids = known.setdefault(media.rtp.muxId, {})
+            for extension in media.rtp.headerExtensions:
+                ids[extension.uri] = extension.id
+                reserved.setdefault(media.rtp.muxId, set()).add(extension.id)
+    for media in offer.media:
+        ids = known.get(media.rtp.muxId) if media.kind in ("audio", "video") else None
+        if ids is None:
+            continue
+        used = set(reserved.get(media.rtp.muxId, ())) | set(ids.values())
+        kept, new = [], []
+        for extension in media.rtp.headerExtensions:
+            if extension.uri in ids:
+                kept.append(RTCRtpHeaderExtensionParameters(id=ids[extension.uri], uri=extension.uri))
+            else:
+                new.append(extension)
+        for extension in new:
+            free = [extension.id] if extension.id not in used else [i for i in EXTENSION_IDS if i not in used]
+            if free:
+                used.add(free[0])
+                kept.append(RTCRtpHeaderExtensionParameters(id=free[0], uri=extension.uri))
+        media.rtp.headerExtensions = kept
+    return str(offer)
 
 
 def _direction(send: bool, recv: bool) -> str:
@@ -326,6 +373,7 @@ class MemberPeer:
     async def server_offer(self) -> str:
         """Renegotiate from the worker (promotion/demotion, ``media_allowed`` change): re-derive every m-line's
         direction from ``join_as``/``media_allowed`` and return the offer SDP (sent as ``media.server_offer``).
+        Every m-line keeps the RTP header-extension ids negotiated before (``keep_extension_ids``).
 
         A demoted member's screen sources leave the layout at once; its own input leaves it through ``join_as``.
         """
@@ -338,7 +386,10 @@ class MemberPeer:
             for mid in list(self.sources):
                 self.room.remove_member(self.sources.pop(mid))
                 self._inputs.discard(mid)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = await self.pc.createOffer()
+        previous = [d.sdp for d in (self.pc.localDescription, self.pc.remoteDescription) if d is not None]
+        offer = RTCSessionDescription(sdp=keep_extension_ids(offer.sdp, *previous), type="offer")
+        await self.pc.setLocalDescription(offer)
         return announce_address(self.pc.localDescription.sdp)
 
     async def apply_answer(self, answer_sdp: str) -> None:
