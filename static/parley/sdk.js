@@ -9,30 +9,6 @@ const LOG_LEVELS = { trace: 0, debug: 1, info: 2, warn: 3, error: 4, silent: 5 }
 // How long a promoted member waits for the media worker's `webrtc.offer` before offering itself (ms).
 const PROMOTION_OFFER_WAIT_MS = 3000;
 
-/**
- * A re-offer's RTP header extensions with the ids already negotiated on the connection: the media worker (aiortc)
- * numbers them afresh in every offer, and Chromium refuses to move a URI to another id on a live m-line
- * ("RTP extension ID reassignment not supported"). Extensions new to the connection keep their id unless it is
- * taken, then they are left out. The worker takes the answer's ids, so both sides agree afterwards.
- */
-function alignExtmapIds(offerSdp, previousSdp) {
-  if (!previousSdp) return offerSdp;
-  const known = new Map();
-  for (const [, id, uri] of previousSdp.matchAll(/^a=extmap:(\d+)(?:\/\w+)? (\S+)/gm)) known.set(uri, id);
-  const used = new Set(known.values());
-  return offerSdp
-    .split("\r\n")
-    .map((line) => {
-      const m = /^a=extmap:(\d+)(\/\w+)? (\S+)(.*)$/.exec(line);
-      if (!m) return line;
-      const id = known.get(m[3]);
-      if (id) return `a=extmap:${id}${m[2] || ""} ${m[3]}${m[4]}`;
-      return used.has(m[1]) ? null : line;
-    })
-    .filter((line) => line !== null)
-    .join("\r\n");
-}
-
 /** JSON-RPC error codes the server answers with, plus the SDK's own client-side codes. */
 export const ErrorCodes = Object.freeze({
   PARSE_ERROR: -32700,
@@ -738,7 +714,7 @@ export class RoomSession extends Emitter {
   async _onServerOffer({ sdp }) {
     const pc = this.peerConnection;
     if (!pc || !sdp) return;
-    await pc.setRemoteDescription({ type: "offer", sdp: alignExtmapIds(sdp, pc.currentRemoteDescription?.sdp) });
+    await pc.setRemoteDescription({ type: "offer", sdp });
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     await iceGatheringComplete(pc, this.options.iceGatheringTimeout);
