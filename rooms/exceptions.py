@@ -2,7 +2,8 @@
 (``rooms.api.errors``) and one JSON-RPC translator (``rooms.signalling``) turn it into a response.
 
 JSON-RPC codes (DESIGN §5): -32700 parse, -32600 invalid request, -32601 unknown method, -32602 bad params,
--32003 permission denied, -32004 not found, -32009 conflict, -32010 media unavailable, -32029 rate limited.
+-32003 permission denied, -32004 not found, -32009 conflict, -32010 media unavailable, -32011 storage unavailable,
+-32029 rate limited.
 """
 
 from __future__ import annotations
@@ -78,6 +79,16 @@ class MediaUnavailable(ParleyError):
     http_status = 503
     rpc_code = -32010
     default_message = "No media worker is available for this room."
+
+
+class StorageUnavailable(ParleyError):
+    """The file storage (local disk or S3) refused or could not be reached; nothing was changed that a retry
+    cannot finish."""
+
+    code = "storage_unavailable"
+    http_status = 503
+    rpc_code = -32011
+    default_message = "The recording storage is unavailable; try again later."
 
 
 class RateLimited(ParleyError):

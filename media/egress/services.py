@@ -17,7 +17,6 @@ import functools
 import hashlib
 import io
 import logging
-import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from django.utils import timezone
 
 from parley.db import close_stale_connections
 from rooms.events import event_emit
+from rooms.exceptions import StorageUnavailable
 from rooms.models import Recording, RoomSession, Stream
 
 logger = logging.getLogger(__name__)
@@ -374,8 +374,10 @@ def streams_recover_orphans(*, stale_after_seconds: int | None = None, now=None)
 
 
 def recordings_apply_retention(*, now=None) -> int:
-    """Delete recordings (stored files and rows) finished more than ``PARLEY_RECORDING_RETENTION_DAYS`` ago;
-    0 days keeps everything. Returns how many were deleted."""
+    """Delete recordings (stored files, working file and row, :func:`recording_delete`) finished more than
+    ``PARLEY_RECORDING_RETENTION_DAYS`` ago, oldest first; 0 days keeps everything. A recording whose files
+    the storage refuses (``StorageUnavailable``, logged) keeps its row and is retried by the next sweep; the
+    sweep moves on to the next one. Returns how many were deleted."""
     close_stale_connections()
     days = settings.PARLEY_RECORDING_RETENTION_DAYS
     if days <= 0:
@@ -383,19 +385,85 @@ def recordings_apply_retention(*, now=None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=days)
     old = Recording.objects.filter(
         status__in=(Recording.Status.COMPLETED, Recording.Status.FAILED), started_at__lt=cutoff
-    )
-    count = 0
-    for recording in old.iterator():
-        recording_files_delete(recording)
-        recording.delete()
-        count += 1
-    return count
+    ).order_by("started_at")
+    deleted = kept = 0
+    for recording_id in list(old.values_list("id", flat=True)):
+        try:
+            with transaction.atomic():
+                recording = Recording.objects.select_for_update().filter(id=recording_id).first()
+                if recording is not None:
+                    recording_delete(recording)
+                    deleted += 1
+        except StorageUnavailable:
+            kept += 1
+    if kept:
+        logger.warning("recording retention kept %d recording(s) the storage refused; next sweep retries", kept)
+    return deleted
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """What a storage backend raises when it fails: ``OSError`` (local disk) and botocore's errors (S3:
+    ``ClientError`` for a refusal, ``BotoCoreError`` such as ``EndpointConnectionError`` for no answer)."""
+    errors: list[type[BaseException]] = [OSError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:  # only the local storage is in use
+        return tuple(errors)
+    return (*errors, BotoCoreError, ClientError)
+
+
+STORAGE_ERRORS = _storage_errors()
+
+
+def storage_error_summary(exc: BaseException) -> str:
+    """A loggable description of a storage failure: the exception type with the S3 error code and HTTP status
+    or the ``errno``, never its message (botocore's messages carry endpoint URLs and request details)."""
+    parts = [type(exc).__name__]
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        parts.append(str(response.get("Error", {}).get("Code", "")))
+        parts.append(f"HTTP {response.get('ResponseMetadata', {}).get('HTTPStatusCode', '?')}")
+    elif isinstance(exc, OSError) and exc.errno is not None:
+        parts.append(f"errno={exc.errno}")
+    return " ".join(p for p in parts if p)
+
+
+def recording_working_file(recording: Recording) -> Path | None:
+    """The working file (fragmented MP4) of ``recording`` when it lies under ``PARLEY_DATA_DIR`` (a path
+    elsewhere, e.g. another host's data directory, is not this process's to remove), else None."""
+    if not recording.working_path:
+        return None
+    path = Path(recording.working_path).resolve()
+    if not path.is_relative_to(Path(settings.PARLEY_DATA_DIR).resolve()):
+        return None
+    return path
 
 
 def recording_files_delete(recording: Recording) -> None:
-    """Remove a recording's stored file, poster and working file (missing ones are ignored)."""
-    for name in (recording.storage_name, recording.poster_name):
-        if name and default_storage.exists(name):
-            default_storage.delete(name)
-    if recording.working_path and os.path.exists(recording.working_path):
-        os.unlink(recording.working_path)
+    """Remove a recording's poster, stored file (``default_storage``) and working file, in that order; missing
+    ones are ignored, so each removal is idempotent and a retry after a failure finishes the job.
+
+    Raises ``StorageUnavailable`` (logged with :func:`storage_error_summary`) at the first failure: an
+    unreachable or refusing storage fails at the first file, before anything is removed."""
+    working = recording_working_file(recording)
+    steps = [(name, default_storage.delete) for name in (recording.poster_name, recording.storage_name) if name]
+    if working is not None:
+        steps.append((str(working), lambda path: Path(path).unlink(missing_ok=True)))
+    for name, remove in steps:
+        try:
+            remove(name)
+        except STORAGE_ERRORS as exc:
+            logger.error(
+                "recording file delete failed recording_id=%s name=%s error=%s",
+                recording.id,
+                name,
+                storage_error_summary(exc),
+            )
+            raise StorageUnavailable() from exc
+
+
+def recording_delete(recording: Recording) -> None:
+    """Delete a finished recording: its files (:func:`recording_files_delete`), then its row. Call inside a
+    transaction holding the row. Raises ``StorageUnavailable`` with the row left in place."""
+    recording_files_delete(recording)
+    recording.delete()

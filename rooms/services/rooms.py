@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from rooms.actors import Actor
 from rooms.events import audit_record
-from rooms.exceptions import Conflict, InvalidParameter
+from rooms.exceptions import Conflict, InvalidParameter, NotFound
 from rooms.models import Layout, Project, Recording, Room, RoomSession, Stream
 from rooms.validators import validate_meta, validate_stream_url
 
@@ -164,19 +163,18 @@ def stream_delete(*, actor: Actor, stream: Stream) -> None:
 
 @transaction.atomic
 def room_recording_delete(*, actor: Actor, recording: Recording) -> None:
-    """Delete a recording and its files in default storage (after commit). A recording still being written
-    (``recording``/``paused``/``processing``) answers ``Conflict``."""
+    """Delete a recording: its poster and file in default storage, its working file (the fragmented MP4 under
+    ``PARLEY_DATA_DIR`` a failed recording leaves behind), then its row (``media.egress.services.recording_delete``).
+    A recording still being written (``recording``/``paused``/``processing``) answers ``Conflict``. When the
+    storage refuses or cannot be reached, ``StorageUnavailable`` (503) is raised and the row stays (a retry
+    finishes: each file removal is idempotent)."""
+    from media.egress.services import recording_delete
+
+    recording = Recording.objects.select_for_update().filter(pk=recording.pk).first()
+    if recording is None:  # deleted meanwhile
+        raise NotFound("Recording not found.")
     if recording.status in (Recording.Status.RECORDING, Recording.Status.PAUSED, Recording.Status.PROCESSING):
         raise Conflict(f"The recording is {recording.status}; stop it and wait for it to complete.")
-    names = [n for n in (recording.storage_name, recording.poster_name) if n]
-    _audit(actor, "recording.delete", target_type="recording", target_id=recording.id)
-    recording.delete()
-
-    def _remove_files() -> None:
-        for name in names:
-            try:
-                default_storage.delete(name)
-            except OSError:
-                logger.exception("recording file delete failed name=%s", name)
-
-    transaction.on_commit(_remove_files)
+    recording_id = recording.id
+    recording_delete(recording)
+    _audit(actor, "recording.delete", target_type="recording", target_id=recording_id)

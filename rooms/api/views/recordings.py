@@ -62,10 +62,19 @@ class RecordingDetailApi(ProjectAPIView):
 
     @extend_schema(
         operation_id="room_recordings_destroy",
-        summary="Delete a recording and its file (409 while it is still being written)",
+        summary="Delete a recording and its files (409 while it is still being written)",
+        description="Removes the stored MP4, its poster and any working file a failed recording left, then the "
+        "recording. 503 ``storage_unavailable`` when the storage refuses or cannot be reached: the recording "
+        "stays, and the same request can be repeated.",
         parameters=[RECORDING_ID],
         request=None,
-        responses={204: None, **error_responses(404, 409)},
+        responses={
+            204: None,
+            **error_responses(404, 409),
+            503: OpenApiResponse(
+                error_responses()[401].response, description="The storage is unavailable (storage_unavailable)."
+            ),
+        },
         examples=[OpenApiExample("No body", value=None, request_only=True)],
         tags=["room recordings"],
     )
