@@ -8,7 +8,9 @@ Every variable is documented in ``.env.example``.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import tempfile
 from pathlib import Path
 
 import environ
@@ -98,6 +100,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # The test database is a file with the same options, not Django's shared-cache in-memory default: shared cache
+    # has table locks that fail at once ("database table is locked") instead of waiting for the busy timeout, so
+    # threads writing together (REST views, the in-process media worker) would meet a database `make run` never uses.
+    # It lives in /dev/shm where there is one (a tmpfs); the test run creates and deletes it.
+    _test_db_dir = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("PARLEY_TEST_DATABASE_PATH", default=str(_test_db_dir / f"parley-test-{os.getpid()}.sqlite3"))
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

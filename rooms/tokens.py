@@ -18,7 +18,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 import jwt
 from django.conf import settings
@@ -68,7 +68,7 @@ def _epoch(value: datetime | None) -> int | None:
 
 
 def _from_epoch(value) -> datetime | None:
-    return datetime.fromtimestamp(value, tz=dt_timezone.utc) if value is not None else None
+    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
 
 
 def room_token_mint(*, project: Project, claims: dict, expires_in: int | None = None) -> tuple[str, dict]:

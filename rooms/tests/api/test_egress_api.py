@@ -26,22 +26,6 @@ from rooms.tests.factories import RoomFactory
 pytestmark = [pytest.mark.media, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def sqlite_readers_do_not_lock():
-    """The REST view runs on its own thread while the worker writes progress and finalises on another; the test
-    database (SQLite in memory, shared cache) has table locks without a busy timeout, so its readers read
-    uncommitted rows instead of failing with "table is locked". PostgreSQL needs nothing."""
-    from django.db.backends.signals import connection_created
-
-    def read_uncommitted(sender, connection, **kwargs) -> None:
-        if connection.vendor == "sqlite":
-            connection.cursor().execute("PRAGMA read_uncommitted = 1")
-
-    connection_created.connect(read_uncommitted)
-    yield
-    connection_created.disconnect(read_uncommitted)
-
-
 def post(client, path: str, body: dict | None = None):
     """The REST call on its own thread: the view blocks while the worker (this event loop) answers."""
     return sync_to_async(client.post, thread_sensitive=False)(path, body, format="json")

@@ -25,7 +25,7 @@ from media.tests.worker.playback_media import PLAYBACK_RGB, http_media, make_mp4
 from media.tests.worker.test_playback import MEMBER_RGB, close_to, colour_at, joined_member, wait_event
 from rooms.models import Playback, RoomSessionEvent
 from rooms.tests.api.conftest import error_attributes, error_codes
-from rooms.tests.api.test_egress_api import post, sqlite_readers_do_not_lock  # noqa: F401
+from rooms.tests.api.test_egress_api import post
 from rooms.tests.factories import MemberFactory, RoomFactory, RoomSessionFactory
 
 pytestmark = [pytest.mark.media, pytest.mark.django_db(transaction=True)]
@@ -69,8 +69,7 @@ async def test_a_playback_started_over_rest_plays_in_its_layer_is_controlled_and
         playback_id = body["id"]
         assert await RoomSessionEvent.objects.filter(name="playback.started", room_session_id=session.id).aexists()
 
-        # Switch the layout so the placement is announced after the view's own writes (SQLite's in-memory test
-        # database refuses concurrent writers instead of waiting).
+        # Switch the layout so the placement is announced after the view's own writes have committed.
         await channel_layer.send(
             worker.channel_name,
             {"type": protocol.LAYOUT, "room_session_id": str(session.id), "layout_name": "2x2", "positions": {}},

@@ -117,8 +117,8 @@ def test_joins_from_threads_share_one_room_session(project, room):
 
     if connection.vendor != "postgresql":
         pytest.skip(
-            "needs concurrent connections with row locks (SQLite's shared in-memory test database locks "
-            "whole tables): set DATABASE_URL to PostgreSQL"
+            "needs row locks between concurrent connections (SQLite locks the whole database for each write): "
+            "set DATABASE_URL to PostgreSQL"
         )
 
     grants = [room_token_verify(mint(project, "standup", user_name=f"t{i}")) for i in range(6)]
