@@ -6,7 +6,9 @@ and Redis when REDIS_URL is set; tests that need Redis say why they are skipped 
 
 from __future__ import annotations
 
+import copy
 import os
+import uuid
 
 import pytest
 
@@ -24,6 +26,26 @@ def redis_url():
     if not url:
         pytest.skip("needs a real Redis: set REDIS_URL (CI runs this suite once with PostgreSQL and Redis)")
     return url
+
+
+@pytest.fixture
+def redis_channel_layer(redis_url, settings):
+    """Points ``CHANNEL_LAYERS`` at Redis exactly as ``parley.settings`` configures it from ``REDIS_URL`` (its hosts
+    with their 30 s ``socket_timeout``, so an idle ``BZPOPMIN`` receive does not time out; its capacity) under a
+    prefix of the test's own. Returns that prefix (give it to subprocesses as ``PARLEY_CHANNEL_PREFIX``). The
+    layer instances are reset before and after the test."""
+    from channels.layers import channel_layers
+
+    from parley import settings as project_settings
+
+    layer = copy.deepcopy(project_settings.CHANNEL_LAYERS["default"])
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer", "parley.settings: REDIS_URL selects Redis"
+    prefix = f"parley-test-{uuid.uuid4().hex[:8]}"
+    layer["CONFIG"]["prefix"] = prefix
+    settings.CHANNEL_LAYERS = {"default": layer}
+    channel_layers.backends = {}
+    yield prefix
+    channel_layers.backends = {}
 
 
 @pytest.fixture(autouse=True)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 
 from dashboard.tests.conftest import session_cookie
@@ -68,14 +65,7 @@ async def test_it_refuses_a_user_of_another_project(outsider, room):
 
 
 @pytest.mark.redis
-async def test_it_forwards_events_through_the_redis_channel_layer(moderator, project, redis_url, settings):
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": f"dashboard-test-{uuid.uuid4().hex[:8]}"},
-        }
-    }
-    channel_layers.backends = {}
+async def test_it_forwards_events_through_the_redis_channel_layer(moderator, project, redis_channel_layer):
     live = await database_sync_to_async(RoomSessionFactory)(room__project=project)
     cookie = await database_sync_to_async(session_cookie)(moderator)
     communicator, connected, _ = await _connect(live.id, cookie)

@@ -151,14 +151,8 @@ def test_ephemeral_events_are_broadcast_but_neither_persisted_nor_sent_as_webhoo
 
 
 def test_the_room_group_receives_the_notification_through_redis(
-    db, settings, redis_url, receiver, django_capture_on_commit_callbacks
+    db, redis_channel_layer, receiver, django_capture_on_commit_callbacks
 ):
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": f"parley-test-events-{uuid.uuid4().hex[:8]}"},
-        }
-    }
     layer = get_channel_layer()
     session = RoomSessionFactory()
     WebhookEndpointFactory(project=session.project, url=receiver.url)

@@ -10,12 +10,10 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers
 from django.db import connection
 
 from rooms.tests.signalling.conftest import joined, mint
@@ -47,28 +45,14 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def redis_layer(redis_url, settings):
-    prefix = f"parley-test-{uuid.uuid4().hex[:8]}"
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": prefix},
-        }
-    }
-    channel_layers.backends = {}
-    yield prefix
-    channel_layers.backends = {}
-
-
-@pytest.fixture
-def daphne(redis_url, redis_layer, tmp_path, project):
+def daphne(redis_url, redis_channel_layer, tmp_path, project):
     port = _free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "parley.settings",
         "DATABASE_URL": _database_url_for_subprocess(),
         "REDIS_URL": redis_url,
-        "PARLEY_CHANNEL_PREFIX": redis_layer,
+        "PARLEY_CHANNEL_PREFIX": redis_channel_layer,
         "PARLEY_MEDIA_WORKER": "external",
         "PARLEY_DATA_DIR": str(tmp_path / "daphne-data"),
     }
