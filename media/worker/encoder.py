@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import av
 
 from media.worker.keyframes import KeyframeAdapter
+from media.worker.rtpsend import SharedPacketizer
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +209,8 @@ ENCODERS: dict[str, type[_CanvasEncoder]] = {H264: SharedVideoEncoder, VP8: Shar
 
 @dataclass
 class VideoOutputGroup:
-    """The receivers of one output codec in a room: the encoder they share and their keyframe/REMB adapter.
+    """The receivers of one output codec in a room: the encoder they share, their keyframe/REMB adapter and the
+    RTP packetizer their senders share (``media.worker.rtpsend``; installed on each sender with the adapter).
 
     ``packets_out``: packets handed to the group's receivers since the room started.
     """
@@ -216,16 +218,19 @@ class VideoOutputGroup:
     codec: str
     encoder: _CanvasEncoder
     keyframes: KeyframeAdapter
+    packetizer: SharedPacketizer
     packets_out: int = 0
 
 
 def video_output_groups(width_px: int, height_px: int, *, fps: int, bitrate_bps: int) -> dict[str, VideoOutputGroup]:
     """One ``VideoOutputGroup`` per codec of ``VIDEO_CODECS`` (encoders open lazily, on their first frame)."""
-    return {
-        codec: VideoOutputGroup(
+    groups = {}
+    for codec in VIDEO_CODECS:
+        packetizer = SharedPacketizer(codec)
+        groups[codec] = VideoOutputGroup(
             codec=codec,
             encoder=ENCODERS[codec](width_px, height_px, fps=fps, bitrate_bps=bitrate_bps),
-            keyframes=KeyframeAdapter(),
+            keyframes=KeyframeAdapter(packetizer=packetizer),
+            packetizer=packetizer,
         )
-        for codec in VIDEO_CODECS
-    }
+    return groups

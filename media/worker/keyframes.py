@@ -11,7 +11,10 @@ encoder. ``KeyframeAdapter.install(sender, member_id)`` overrides both per sende
 
 - ``sender._send_keyframe`` → ``adapter.request(member_id)``;
 - ``sender._handle_rtcp_packet`` is wrapped to record REMB (``bitrate`` in bit/s) per receiving member before
-  aiortc handles the packet as usual.
+  aiortc handles the packet as usual;
+- with a ``packetizer`` (``media.worker.rtpsend.SharedPacketizer``, the group's), the sender's RTP loop and NACK
+  retransmission are replaced too (``media.worker.rtpsend.install``): it stamps its own RTP header on payloads
+  packetized once for the whole group instead of packetizing every frame itself.
 
 The encoder polls ``adapter.take(now_s)`` once per frame: True means "force a keyframe now". Requests are
 coalesced and rate-limited to one keyframe per ``min_interval_ms`` (default 500 ms); a request that arrives
@@ -27,6 +30,8 @@ from collections.abc import Callable
 
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
+from media.worker import rtpsend
+
 logger = logging.getLogger(__name__)
 
 REMB_MAX_AGE_S = 10.0
@@ -35,13 +40,21 @@ REMB_MAX_AGE_S = 10.0
 class KeyframeAdapter:
     """Coalesces keyframe requests of every receiver of one encoded stream and collects their REMB.
 
-    ``clock``: a monotonic clock in seconds (injectable for tests).
+    ``clock``: a monotonic clock in seconds (injectable for tests). ``packetizer``: the group's
+    ``SharedPacketizer``, installed on every sender by ``install`` (None: aiortc packetizes per sender).
     Counters: ``requests`` (PLI/FIR/joins received), ``requests_by_member`` (``{member_id: n}``, requests that
     named a member), ``keyframes`` (forced keyframes handed out by ``take``).
     """
 
-    def __init__(self, *, min_interval_ms: float = 500.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        min_interval_ms: float = 500.0,
+        clock: Callable[[], float] = time.monotonic,
+        packetizer: rtpsend.SharedPacketizer | None = None,
+    ) -> None:
         self.min_interval_s = min_interval_ms / 1000.0
+        self.packetizer = packetizer
         self._clock = clock
         self._pending = False
         self._last_forced_s: float | None = None
@@ -90,7 +103,8 @@ class KeyframeAdapter:
 
     # -- aiortc --------------------------------------------------------------------------------------------
     def install(self, sender, member_id: str) -> None:
-        """Route ``sender``'s PLI/FIR to this adapter and record REMB addressed to its SSRC."""
+        """Route ``sender``'s PLI/FIR to this adapter, record REMB addressed to its SSRC and, with a packetizer,
+        send through it (before the sender starts: later, aiortc's own packetization stays)."""
         original = sender._handle_rtcp_packet
 
         def send_keyframe() -> None:
@@ -109,3 +123,5 @@ class KeyframeAdapter:
 
         sender._send_keyframe = send_keyframe
         sender._handle_rtcp_packet = handle_rtcp_packet
+        if self.packetizer is not None:
+            rtpsend.install(sender, self.packetizer)

@@ -8,7 +8,8 @@ Video: a loop at the room's fps recomputes the layers only when membership, posi
 layout change (``media.mixer.layouts.compute_layers``, emitting ``layout.changed``), then composites
 (``media.mixer.compositor.Compositor``) and encodes **once per output group** (``media.worker.encoder``: H.264 and,
 while a VP8-only member is present, VP8) in the room's one executor thread, and hands the same ``av.Packet``s to
-every member's ``PacketVideoTrack`` of that codec; egress subscribers take the H.264 packets.
+every member's ``PacketVideoTrack`` of that codec; the render thread also packetizes them once for every member's
+sender (``media.worker.rtpsend``); egress subscribers take the H.264 packets.
 
 Audio: every 20 ms, mix-minus (``media.mixer.audio.mix_minus``) with input/output volume, mute and deaf; each
 member's ``MixedAudioTrack`` gets its own mix, Opus-encoded for every member in one job per tick (the room's audio
@@ -400,6 +401,8 @@ class RoomMixer:
                 group.encoder.set_bitrate(bitrate_bps)
             # Groups encode the same canvas one after another (encode() rewrites pts/time_base in place).
             packets[group.codec] = group.encoder.encode(canvas, pts=pts, keyframe=keyframe)
+            for packet in packets[group.codec]:
+                group.packetizer.pack(packet)  # RTP payloads for every member's sender, off the event loop
         return packets, (time.perf_counter() - started) * 1000.0, preview_path
 
     def _target_bitrate_bps(self, group: VideoOutputGroup) -> int:
