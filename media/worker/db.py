@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -88,6 +88,14 @@ def _session_release(room_session_id: str, worker_channel: str) -> bool:
     """Clear the placement if this worker still holds it. Returns True when released."""
     close_stale_connections()
     return bool(RoomSession.objects.filter(id=room_session_id, media_worker=worker_channel).update(media_worker=""))
+
+
+def _session_release_on_own_connection(room_session_id: str, worker_channel: str) -> bool:
+    """``_session_release`` on a connection closed afterwards (for a thread outside the shared one)."""
+    try:
+        return _session_release(room_session_id, worker_channel)
+    finally:
+        connection.close()
 
 
 def _sessions_heartbeat(worker_channel: str) -> int:
@@ -282,6 +290,8 @@ def _playback_updated(playback_id: str, position_ms: int) -> dict | None:
 
 session_take = sync_to_async(_session_take)
 session_release = sync_to_async(_session_release)
+# On a thread (and database connection) of its own: used when the shared thread may be held by a stalled call.
+session_release_unshared = sync_to_async(_session_release_on_own_connection, thread_sensitive=False)
 sessions_heartbeat = sync_to_async(_sessions_heartbeat)
 member_media_state = sync_to_async(_member_media_state)
 layout_changed_emit = sync_to_async(_layout_changed_emit)

@@ -6,9 +6,11 @@ Placement is a conditional update (``db.session_take``): a command for a session
 forwarded to that worker's channel. Commands of one session are handled one after another, in arrival order, by
 that session's own task; sessions do not wait for each other.
 
-Lifecycle (aiortc's): ``start()`` creates the channel and starts the receive and heartbeat loops; ``stop()``
-tells every member (``media.member_dropped`` ``worker_shutdown``), closes the peer connections, stops the
-mixers and releases the placements, then cancels and awaits the loops.
+Lifecycle: ``start()`` creates the channel and starts the receive and heartbeat loops; ``stop()`` cancels the
+loops and the session tasks, tells every member (``media.member_dropped`` ``worker_shutdown``), closes the peer
+connections, stops the egress, playbacks and mixers and releases the placements. Each step of ``stop()`` is
+bounded (``stop_step_timeout_s``): a step that overruns (a stalled channel-layer or database connection) is
+abandoned and logged, and ``stop()`` returns within ``stop_bound_s``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -36,15 +39,27 @@ EGRESS_AUTOSTART = "media.worker.egress_autostart"
 PLAYBACK_ENDED = "media.worker.playback_ended"
 # Queued when a playback's URL opened or failed to: ``{type, room_session_id, source, error, request}``.
 PLAYBACK_OPENED = "media.worker.playback_opened"
+# ``stop()``: the bound of each of its steps (s), and how many steps it has.
+STOP_STEP_TIMEOUT_S = 10.0
+STOP_STEPS = 4
 
 
 class MediaWorker:
     """A media worker in the current event loop. ``layer``: a channel layer (default: the configured one)."""
 
-    def __init__(self, *, layer=None, ice_timeout_s: float = ICE_TIMEOUT_S, control: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        layer=None,
+        ice_timeout_s: float = ICE_TIMEOUT_S,
+        control: bool = True,
+        stop_step_timeout_s: float = STOP_STEP_TIMEOUT_S,
+    ) -> None:
         self.layer = layer or get_channel_layer()
         self.ice_timeout_s = ice_timeout_s
         self.control = control
+        self.stop_step_timeout_s = stop_step_timeout_s
+        self._stopping = False
         self.channel_name: str | None = None
         self.rooms: dict[str, RoomMixer] = {}
         self.peers: dict[str, dict[str, MemberPeer]] = {}
@@ -60,34 +75,109 @@ class MediaWorker:
         if self.started:
             return
         self.started = True
+        self._stopping = False
         # The layer's default prefix: channels-redis serves all process-local channels of a process that share
         # one prefix with one blocking pop; a second prefix (the consumers use the default) would wait for it.
         self.channel_name = await self.layer.new_channel()
-        self._tasks.append(asyncio.ensure_future(self._receive_loop(self.channel_name)))
+        self._tasks.append(asyncio.create_task(self._receive_loop(self.channel_name), name="receive own channel"))
         if self.control:
-            self._tasks.append(asyncio.ensure_future(self._receive_loop(protocol.CONTROL_CHANNEL)))
-        self._tasks.append(asyncio.ensure_future(self._heartbeat_loop()))
+            self._tasks.append(
+                asyncio.create_task(self._receive_loop(protocol.CONTROL_CHANNEL), name="receive control")
+            )
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         self.egress.start()
-        self._tasks.append(asyncio.ensure_future(self._recover_orphans()))
+        self._tasks.append(asyncio.create_task(self._recover_orphans(), name="orphaned recordings sweep"))
         logger.info("media worker started channel=%s", self.channel_name)
 
+    @property
+    def stop_bound_s(self) -> float:
+        """The longest ``stop()`` takes (s): ``STOP_STEPS`` × ``stop_step_timeout_s``."""
+        return STOP_STEPS * self.stop_step_timeout_s
+
     async def stop(self, reason: str = "worker_shutdown") -> None:
-        """Release every session (telling its members ``reason``) and stop the loops."""
-        tasks, self._tasks = self._tasks, []
+        """Release every session (telling its members ``reason``) and stop the loops, within ``stop_bound_s``.
+
+        Steps, each bounded by ``stop_step_timeout_s``:
+        1. cancel the receive, heartbeat and session tasks (no command runs after this; later ones are dropped);
+        2. end every session at once (``_end_session``: tell the members, close their peers, stop the session's
+           egress, playbacks and mixer, release the placement);
+        3. for a session whose end was abandoned: close its peers, playbacks and mixer without telling anyone and
+           release its placement on a database connection of its own;
+        4. stop the egress supervisor.
+        What a step abandons is cancelled (not awaited further) and logged as ``media worker stop abandoned``.
+        Never raises; idempotent."""
+        if not self.started and not self._tasks and not self.rooms:
+            return
+        self._stopping = True
+        tasks = [*self._tasks, *self._session_tasks.values()]
+        self._tasks = []
         for task in tasks:
             task.cancel()
-        for room_session_id in list(self.rooms):
-            await self._end_session(room_session_id, reason)
-        await self.egress.stop()
-        for task in list(self._session_tasks.values()):
-            task.cancel()
-        for task in [*tasks, *self._session_tasks.values()]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._bounded("tasks", {task.get_name(): task for task in tasks})
         self._session_tasks.clear()
         self._queues.clear()
+        # What each session holds now: an abandoned _end_session may have taken it out of the dicts already.
+        sessions = {
+            room_session_id: (room, list(self.peers.get(room_session_id, {}).values()), self._playbacks_of(room))
+            for room_session_id, room in self.rooms.items()
+        }
+        abandoned = await self._bounded(
+            "sessions", {room_session_id: self._end_session(room_session_id, reason) for room_session_id in sessions}
+        )
+        await self._bounded(
+            "session teardown",
+            {
+                room_session_id: self._teardown(room_session_id, *sessions[room_session_id])
+                for room_session_id in abandoned
+            },
+        )
+        await self._bounded("egress", {"egress": self.egress.stop()})
         self.started = False
-        logger.info("media worker stopped channel=%s reason=%s", self.channel_name, reason)
+        logger.info("media worker stopped channel=%s reason=%s sessions=%d", self.channel_name, reason, len(sessions))
+
+    async def _bounded(self, step: str, work: dict[str, Awaitable]) -> set[str]:
+        """Run ``work`` (name → awaitable) concurrently for at most ``stop_step_timeout_s``; returns the names that
+        did not finish (cancelled and logged). Failures are logged, not raised."""
+        tasks = {name: asyncio.ensure_future(awaitable) for name, awaitable in work.items()}
+        if not tasks:
+            return set()
+        _, pending = await asyncio.wait(tasks.values(), timeout=self.stop_step_timeout_s)
+        abandoned = set()
+        for name, task in tasks.items():
+            if task in pending:
+                task.cancel()
+                abandoned.add(name)
+            elif not task.cancelled() and task.exception() is not None:
+                logger.error("media worker stop: %s %s failed", step, name, exc_info=task.exception())
+        if abandoned:
+            logger.warning(
+                "media worker stop abandoned %s after %.1f s channel=%s: %s",
+                step,
+                self.stop_step_timeout_s,
+                self.channel_name,
+                ", ".join(sorted(abandoned)),
+            )
+        return abandoned
+
+    def _playbacks_of(self, room: RoomMixer) -> list[PlaybackSource]:
+        return list(self.playbacks.get(room.room_session_id, {}).values())
+
+    async def _teardown(
+        self, room_session_id: str, room: RoomMixer, peers: list[MemberPeer], playbacks: list[PlaybackSource]
+    ) -> None:
+        """What is left of a session whose ``_end_session`` was abandoned: release the placement (on a database
+        connection of its own), close the peers, playbacks and mixer (each once: they are idempotent)."""
+        self.peers.pop(room_session_id, None)
+        self.playbacks.pop(room_session_id, None)
+        self.rooms.pop(room_session_id, None)
+        released = asyncio.ensure_future(db.session_release_unshared(room_session_id, self.channel_name))
+        for close in [*(peer.close for peer in peers), *(source.stop for source in playbacks), room.stop]:
+            try:
+                await close()
+            except Exception:
+                logger.exception("teardown step failed room_session_id=%s", room_session_id)
+        await released
+        logger.info("room session released room_session_id=%s reason=worker_shutdown (forced)", room_session_id)
 
     # -- receiving -----------------------------------------------------------------------------------------
     async def _receive_loop(self, channel: str) -> None:
@@ -108,10 +198,15 @@ class MediaWorker:
         if not room_session_id:
             logger.warning("command without room_session_id type=%s", message.get("type"))
             return
+        if self._stopping:
+            logger.info("dropped while stopping type=%s room_session_id=%s", message.get("type"), room_session_id)
+            return
         queue = self._queues.get(room_session_id)
         if queue is None:
             queue = self._queues[room_session_id] = asyncio.Queue()
-            self._session_tasks[room_session_id] = asyncio.ensure_future(self._session_loop(room_session_id, queue))
+            self._session_tasks[room_session_id] = asyncio.create_task(
+                self._session_loop(room_session_id, queue), name=f"session {room_session_id}"
+            )
         queue.put_nowait(message)
 
     async def _session_loop(self, room_session_id: str, queue: asyncio.Queue) -> None:

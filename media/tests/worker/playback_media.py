@@ -72,31 +72,40 @@ def http_media(tmp_path) -> Iterator[tuple[Path, str]]:
         thread.join(5)
 
 
-@pytest.fixture
-def silent_url() -> Iterator[str]:
-    """An ``http://`` URL of a TCP server that accepts every connection and never answers."""
+@contextlib.contextmanager
+def silent_server() -> Iterator[tuple[str, threading.Event]]:
+    """``(url, accepted)``: an ``http://`` URL of a TCP server that accepts every connection and never answers,
+    and an event set once it accepted one."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     held: list[socket.socket] = []
-    stop = threading.Event()
+    stop, accepted = threading.Event(), threading.Event()
 
     def accept() -> None:
         listener.settimeout(0.2)
         while not stop.is_set():
             with contextlib.suppress(OSError):
                 held.append(listener.accept()[0])
+                accepted.set()
 
     thread = threading.Thread(target=accept, name="test-silent-server", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/never.mp4"
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/never.mp4", accepted
     finally:
         stop.set()
         thread.join(5)
         for conn in held:
             conn.close()
         listener.close()
+
+
+@pytest.fixture
+def silent_url() -> Iterator[str]:
+    """An ``http://`` URL of a TCP server that accepts every connection and never answers."""
+    with silent_server() as (url, _):
+        yield url
 
 
 @pytest.fixture(autouse=True)

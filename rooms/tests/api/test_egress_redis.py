@@ -13,7 +13,6 @@ suite once with both).
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import os
 import subprocess
@@ -111,12 +110,7 @@ async def media_worker_in_process(redis_layer):
     worker = MediaWorker()
     await worker.start()
     yield worker
-    # Bounded: a stop that hangs on the shared Redis connection (seen once at teardown, after the test's own
-    # assertions passed) is reported instead of holding the run until pytest-timeout.
-    try:
-        await asyncio.wait_for(worker.stop(), 60)
-    except TimeoutError:
-        print("media worker stop did not finish within 60 s at teardown (Redis layer); left to process exit")
+    await worker.stop()  # bounded by the worker itself (stop_bound_s); what it abandons is logged
 
 
 def post(client, path: str):
