@@ -14,8 +14,6 @@ PostgreSQL shared with the process: ``DATABASE_URL``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
 import logging
 import os
 import signal
@@ -47,44 +45,35 @@ HANG_MARGIN_S = 30.0
 OPENING_TIMEOUT_S = 20.0
 
 
-def _redis_layer_config(settings, address: str | None = None) -> dict:
-    """The configured Redis channel layer under a prefix of this test's own (and ``address``, if given)."""
-    configured = settings.CHANNEL_LAYERS["default"]
-    assert configured["BACKEND"] == "channels_redis.core.RedisChannelLayer", configured
-    config = copy.deepcopy(configured)
-    config["CONFIG"]["prefix"] = f"parley-test-{uuid.uuid4().hex[:8]}"
-    if address is not None:
-        config["CONFIG"]["hosts"][0]["address"] = address
-    return config
-
-
-@contextlib.contextmanager
-def layer_configured(settings, config: dict):
-    settings.CHANNEL_LAYERS = {"default": config}
-    channel_layers.backends.clear()
+@pytest.fixture
+def redis_layer(redis_channel_layer):
+    """The real Redis channel layer (``REDIS_URL``, as ``parley.settings`` configures it) under this test's own
+    prefix."""
     restrict_host_addresses()
-    try:
-        yield get_channel_layer()
-    finally:
-        channel_layers.backends.clear()
+    return get_channel_layer()
 
 
 @pytest.fixture
-def redis_layer(redis_url, settings):
-    """The real Redis channel layer (``REDIS_URL``) under this test's own prefix."""
-    with layer_configured(settings, _redis_layer_config(settings)) as layer:
-        yield layer
-
-
-@pytest.fixture
-def configured_layer(settings):
+def configured_layer(request, settings):
     """The layer the embedded worker gets in production: Redis (own prefix) with ``REDIS_URL``, else in-memory."""
-    if settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"):
-        config = _redis_layer_config(settings)
+    if os.environ.get("REDIS_URL"):
+        request.getfixturevalue("redis_channel_layer")
     else:
-        config = {"BACKEND": "channels.layers.InMemoryChannelLayer"}
-    with layer_configured(settings, config) as layer:
-        yield layer
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        channel_layers.backends = {}
+    restrict_host_addresses()
+    yield get_channel_layer()
+    channel_layers.backends = {}
+
+
+@pytest.fixture
+async def stalling_proxy(redis_url):
+    """``(proxy, url)``: a ``StallingProxy`` in front of ``REDIS_URL`` and the Redis URL that goes through it."""
+    target = urlsplit(redis_url)
+    proxy = StallingProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    yield proxy, urlunsplit(target._replace(netloc=f"127.0.0.1:{proxy.listen_port}"))
+    await proxy.close()
 
 
 class StallingProxy:
@@ -219,34 +208,32 @@ async def test_the_embedded_worker_stops_and_releases_the_session_while_a_url_is
 
 
 async def test_a_worker_whose_redis_connection_stalls_abandons_what_hangs_and_still_releases_the_session(
-    redis_url, settings, make_session, make_member, never_opening, caplog
+    redis_channel_layer, stalling_proxy, settings, make_session, make_member, never_opening, caplog
 ):
-    target = urlsplit(redis_url)
-    proxy = StallingProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await proxy.start()
-    address = urlunsplit(target._replace(netloc=f"127.0.0.1:{proxy.listen_port}"))
-    client = worker = None
+    proxy, proxied_url = stalling_proxy
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"] = proxied_url
+    channel_layers.backends = {}
+    restrict_host_addresses()
+    layer = get_channel_layer()
+    worker = MediaWorker(layer=layer, stop_step_timeout_s=2.0)
+    await worker.start()
+    client = None
     try:
-        with layer_configured(settings, _redis_layer_config(settings, address)) as layer:
-            worker = MediaWorker(layer=layer, stop_step_timeout_s=2.0)
-            await worker.start()
-            session = await make_session()
-            member = await make_member(session)
-            client, _ = await member_with_an_opening_playback(layer, worker, session, member, never_opening)
-            proxy.stall()
-            with caplog.at_level(logging.INFO, logger="media.worker.worker"):
-                await asyncio.wait_for(worker.stop(), worker.stop_bound_s + HANG_MARGIN_S)
-            # Telling the member needs Redis: that step was abandoned; the placement is released all the same.
-            assert "media worker stop abandoned sessions" in caplog.text
-            assert str(session.id) in caplog.text
-            assert await placed_channel(session) == ""
-            assert_stopped(worker)
+        session = await make_session()
+        member = await make_member(session)
+        client, _ = await member_with_an_opening_playback(layer, worker, session, member, never_opening)
+        proxy.stall()
+        with caplog.at_level(logging.INFO, logger="media.worker.worker"):
+            await asyncio.wait_for(worker.stop(), worker.stop_bound_s + HANG_MARGIN_S)
+        # Telling the member needs Redis: that step was abandoned; the placement is released all the same.
+        assert "media worker stop abandoned sessions" in caplog.text
+        assert str(session.id) in caplog.text
+        assert await placed_channel(session) == ""
+        assert_stopped(worker)
     finally:
         if client is not None:
             await client.close()
-        await proxy.close()
-        if worker is not None:
-            await worker.stop()
+        await worker.stop()
 
 
 @pytest.fixture
@@ -265,23 +252,21 @@ async def wait_for_event(event: threading.Event, timeout_s: float, what: str) ->
 @pytest.mark.slow
 @pytest.mark.parametrize("stalls", [False, True], ids=["redis", "stalled-redis"])
 async def test_sigterm_stops_a_mediaworker_process_within_its_bound_and_releases_the_session(
-    stalls, redis_url, redis_layer, settings, make_session, make_member, answerless_server, tmp_path
+    stalls, redis_channel_layer, redis_layer, stalling_proxy, make_session, make_member, answerless_server, tmp_path
 ):
     database_url = _postgres_url()
     url, accepted = answerless_server
-    target = urlsplit(redis_url)
-    proxy = StallingProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await proxy.start()
+    proxy, proxied_url = stalling_proxy
     step_timeout_s = 2.0
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "parley.settings",
         "DATABASE_URL": database_url,
         # The process reaches Redis through the proxy; this test's own layer goes to Redis directly.
-        "REDIS_URL": urlunsplit(target._replace(netloc=f"127.0.0.1:{proxy.listen_port}")),
-        "PARLEY_CHANNEL_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+        "REDIS_URL": proxied_url,
+        "PARLEY_CHANNEL_PREFIX": redis_channel_layer,
         "PARLEY_MEDIA_WORKER": "external",
-        "PARLEY_DATA_DIR": str(settings.PARLEY_DATA_DIR),
+        "PARLEY_DATA_DIR": str(tmp_path / "data"),
         "PARLEY_PLAYBACK_ALLOW_PRIVATE_URLS": "1",
         "CELERY_TASK_ALWAYS_EAGER": "1",
     }
@@ -341,7 +326,6 @@ async def test_sigterm_stops_a_mediaworker_process_within_its_bound_and_releases
             process.wait(10)
         if client is not None:
             await client.close()
-        await proxy.close()
 
 
 async def wait_for_event_in_log(process: subprocess.Popen, log_path: Path, text: str, timeout_s: float) -> None:
