@@ -164,6 +164,28 @@ def keep_extension_ids(offer_sdp: str, *negotiated_sdps: str | None) -> str:
     return str(offer)
 
 
+def report_audio_level(sender: RTCRtpSender) -> None:
+    """Fill the ``ssrc-audio-level`` header extension (RFC 6464) of an audio sender fed by a ``MixedAudioTrack``.
+
+    aiortc 1.16 measures the level only of the ``AudioFrame``s it encodes itself (``RTCRtpSender.
+    _next_encoded_frame``); for a pre-encoded ``av.Packet`` it sends none. The wrapper gives each encoded frame the
+    level the track measured for that packet (``MixedAudioTrack.level_dbov``), which aiortc's RTP loop then writes
+    into every packet of the frame. Without that method (another aiortc) the sender is left as it is."""
+    next_encoded_frame = getattr(sender, "_next_encoded_frame", None)
+    if next_encoded_frame is None or getattr(sender, "_parley_audio_level", False):
+        return
+
+    async def with_level(codec):
+        frame = await next_encoded_frame(codec)
+        track = sender.track
+        if frame is not None and getattr(frame, "audio_level", 0) is None and isinstance(track, MixedAudioTrack):
+            frame.audio_level = track.level_dbov
+        return frame
+
+    sender._next_encoded_frame = with_level
+    sender._parley_audio_level = True
+
+
 def _direction(send: bool, recv: bool) -> str:
     return {(True, True): "sendrecv", (True, False): "sendonly", (False, True): "recvonly"}.get(
         (send, recv), "inactive"
@@ -287,6 +309,8 @@ class MemberPeer:
             transceiver.setCodecPreferences(codec_preferences(*offered_video_codecs(media)))
         if media.kind == "video":
             release_frames_on_marker(transceiver.receiver)  # decode a frame at its last packet (media.worker.jitter)
+        else:
+            report_audio_level(transceiver.sender)
         return transceiver
 
     def _sync_inputs(self, remote: sdp.SessionDescription) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import math
 
 import av
 import numpy as np
@@ -113,6 +114,8 @@ class MixedAudioTrack(_QueueTrack):
     mono, 48 kb/s) and queues the packets (:meth:`push_packets`); aiortc's sender only packs them
     (``OpusEncoder.pack``). Letting each sender encode ``AudioFrame``s itself costs a thread hop per member per
     20 ms and aiortc's stereo resample (``docs/PERFORMANCE.md``, "Media worker").
+    ``level_dbov``: the RFC 6464 level of the packet ``recv()`` returned last (measured on the mix before encoding),
+    for the sender's ``ssrc-audio-level`` header extension (``media.worker.peer.report_audio_level``).
     """
 
     kind = "audio"
@@ -121,6 +124,9 @@ class MixedAudioTrack(_QueueTrack):
         super().__init__(maxsize=3)
         self._pts = 0
         self._encoder: av.AudioCodecContext | None = None
+        # RFC 6464 level (dBov, -127..0) of each encoded frame by pts, and of the packet recv() returned last.
+        self._levels: dict[int, int] = {}
+        self.level_dbov: int | None = None
 
     def encode_pcm(self, pcm: np.ndarray) -> list[av.Packet]:
         """Encode one 960-sample int16 mono frame to Opus; packets carry a continuous pts in 1/48000 s.
@@ -142,6 +148,8 @@ class MixedAudioTrack(_QueueTrack):
             # libopus reports its 6.5 ms look-ahead as a negative first pts: keep the RTP clock on our frames.
             packet.pts = self._pts
             packet.time_base = AUDIO_TIME_BASE
+        self._levels[self._pts] = audio_level_dbov(pcm)
+        self._levels.pop(self._pts - 8 * AUDIO_SAMPLES, None)  # packets dropped from the queue leave theirs
         self._pts += pcm.shape[-1]
         return packets
 
@@ -149,3 +157,18 @@ class MixedAudioTrack(_QueueTrack):
         """Queue encoded packets (event loop)."""
         for packet in packets:
             self.push(packet)
+
+    async def recv(self):
+        """The next packet; ``level_dbov`` is then its audio level (None if unknown)."""
+        packet = await super().recv()
+        self.level_dbov = self._levels.pop(packet.pts, None)
+        return packet
+
+
+def audio_level_dbov(pcm: np.ndarray) -> int:
+    """RFC 6464 audio level of int16 samples: the RMS in dBov, rounded, -127 (silence) to 0 (RFC 6465 App. A)."""
+    samples = pcm.reshape(-1).astype(np.float32)
+    mean_square = float(np.dot(samples, samples)) / (max(1, samples.size) * 32767.0 * 32767.0)
+    if mean_square <= 0:
+        return -127
+    return max(-127, min(0, round(10 * math.log10(mean_square))))
