@@ -166,7 +166,8 @@ class MediaWorker:
         self, room_session_id: str, room: RoomMixer, peers: list[MemberPeer], playbacks: list[PlaybackSource]
     ) -> None:
         """What is left of a session whose ``_end_session`` was abandoned: release the placement (on a database
-        connection of its own), close the peers, playbacks and mixer (each once: they are idempotent)."""
+        connection of its own) and close the peers, playbacks and mixer the session held when ``stop()`` began
+        (closing one the abandoned end closed already is a no-op, or fails and is logged)."""
         self.peers.pop(room_session_id, None)
         self.playbacks.pop(room_session_id, None)
         self.rooms.pop(room_session_id, None)
@@ -177,7 +178,7 @@ class MediaWorker:
             except Exception:
                 logger.exception("teardown step failed room_session_id=%s", room_session_id)
         await released
-        logger.info("room session released room_session_id=%s reason=worker_shutdown (forced)", room_session_id)
+        logger.info("room session released room_session_id=%s after an abandoned end", room_session_id)
 
     # -- receiving -----------------------------------------------------------------------------------------
     async def _receive_loop(self, channel: str) -> None:
