@@ -21,9 +21,14 @@ if settings.PARLEY_EMBEDDED_SWEEPS:
 
     start_sweeps()
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
-    }
+from rooms import event_sender  # noqa: E402
+
+# event_sender.application: records the server loop for the ordered event sender and drains it on shutdown.
+application = event_sender.application(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": URLRouter(websocket_urlpatterns),
+        }
+    )
 )
