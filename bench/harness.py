@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fractions
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -86,20 +87,37 @@ def thread_cpu_s() -> dict[str, float]:
 
 
 class CpuWindow:
-    """Process CPU-seconds per second over a window, with the per-thread-name split."""
+    """Process CPU-seconds per second over a window, with the per-thread-name split and the time spent in the
+    cyclic garbage collector (``gc_s_per_s``, wall time between ``gc.callbacks`` start/stop, any thread) with the
+    number of collections per generation (``gc_collections``)."""
 
     def __init__(self) -> None:
+        self.gc_s = 0.0
+        self.gc_collections = [0, 0, 0]
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
         self.c0, self.w0, self.t0 = time.process_time(), time.perf_counter(), thread_cpu_s()
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_s += time.perf_counter() - self._gc_started
+            self.gc_collections[info["generation"]] += 1
 
     def close(self) -> dict:
         dt = time.perf_counter() - self.w0
         cpu = (time.process_time() - self.c0) / dt
         t1 = thread_cpu_s()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
         threads = {name: round((t1[name] - self.t0.get(name, 0.0)) / dt, 3) for name in t1}
         return {
             "seconds": dt,
             "cpu_s_per_s": cpu,
             "threads": dict(sorted(((k, v) for k, v in threads.items() if v >= 0.005), key=lambda kv: -kv[1])),
+            "gc_s_per_s": round(self.gc_s / dt, 4),
+            "gc_collections": list(self.gc_collections),
         }
 
 

@@ -81,6 +81,8 @@ async def run_size(n: int, seconds: float, warmup: float, bots_cpu: int | None, 
         "to_canvas_p95_ms": harness.rounded(harness.percentile(ingress, 0.95)),
         "load_average": round(load0, 1),
         "worker_threads_s_per_s": cpu["threads"],
+        "worker_gc_s_per_s": cpu["gc_s_per_s"],
+        "worker_gc_collections": cpu["gc_collections"],
     }
 
 

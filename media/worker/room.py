@@ -50,6 +50,7 @@ from media.worker.encoder import (
     quality_bitrate_bps,
     video_output_groups,
 )
+from media.worker.jitter import MarkerJitterBuffer, decode_gate
 from media.worker.tracks import AUDIO_RATE_HZ, AUDIO_SAMPLES, AUDIO_TIME_BASE, MixedAudioTrack, PacketVideoTrack
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class MemberMedia:
     frames_in: int = 0
     audio_frames_in: int = 0
     input_tasks: list[asyncio.Task] = field(default_factory=list)
+    # The video input's decode gate (media.worker.jitter): paused while the member's video is not on the canvas.
+    video_gate: MarkerJitterBuffer | None = None
 
     @property
     def receives_video(self) -> bool:
@@ -269,6 +272,7 @@ class RoomMixer:
             return
         if track.kind == "video":
             member.has_video_input = True
+            member.video_gate = decode_gate(track)
             self._layout_dirty = True
             member.input_tasks.append(asyncio.ensure_future(self._drain_video(member, track)))
         else:
@@ -431,12 +435,28 @@ class RoomMixer:
             except Exception:
                 logger.exception("video tick failed room_session_id=%s", self.room_session_id)
 
+    def _gate_decoders(self) -> None:
+        """Decode only the video that is shown: pause the decode gate of a member whose video has no layer or is
+        muted (its last frame is let go, so a comeback never shows a stale picture), resume it when it is shown
+        again (decoding restarts at a keyframe the gate asks the member for)."""
+        shown = {layer.member_id for layer in self.layers if layer.member_id}
+        for member in self.members.values():
+            gate = member.video_gate
+            if gate is None:
+                continue
+            if member.member_id in shown and not member.video_muted:
+                gate.resume()
+            elif not gate.paused:
+                gate.pause()
+                member.latest_video = None
+
     async def _video_tick(self, loop) -> None:
         outputs = [m.video_out for m in self.members.values() if m.video_out is not None]
         if not outputs and not self._egress and not self.preview_enabled:
             return
         if self._layout_dirty:
             self.relayout()
+        self._gate_decoders()
         tiles = {}
         for layer in self.layers:
             member = self.members.get(layer.member_id) if layer.member_id else None
