@@ -49,11 +49,11 @@ from django.utils import timezone
 
 from media import protocol
 from rooms.actors import Actor
-from rooms.events import audit_record
 from rooms.exceptions import Conflict, InvalidParameter, MediaUnavailable, NotFound, ParleyError
 from rooms.models import Layout, Member, Playback, RoomSession
 from rooms.services import egress as egress_service
 from rooms.services.members import position_validate
+from rooms.services.sessions import session_audit
 from rooms.urlguard import url_host_refused
 
 logger = logging.getLogger(__name__)
@@ -200,15 +200,7 @@ def playback_start_prepare(*, actor: Actor, params: dict) -> tuple[str, dict, di
     if not session.media_worker:
         raise MediaUnavailable()
     playback = Playback.objects.create(project_id=session.project_id, room_session=session, **fields)
-    audit_record(
-        project_id=session.project_id,
-        room_session_id=session.id,
-        action="playback.start",
-        target_type="playback",
-        target_id=str(playback.id),
-        details={"url": fields["url"]},
-        **actor.audit_fields(),
-    )
+    session_audit(actor, session, "playback.start", target=playback, details={"url": fields["url"]})
     command = {
         "type": protocol.EGRESS,
         "room_session_id": str(session.id),

@@ -304,6 +304,23 @@ def _session_end(session: RoomSession, *, reason: str) -> None:
     logger.info("room session ended room_session_id=%s reason=%s", session.id, reason)
 
 
+def session_audit(actor: Actor, session: RoomSession, action: str, *, target=None, details: dict | None = None) -> None:
+    """Audit ``action`` by ``actor`` inside ``session`` (call in the change's transaction). The target is the
+    session itself unless ``target`` (a model instance: ``Playback``, ...) is given; ``details`` hold no secrets."""
+    if target is None:
+        named = {"target_type": "room_session", "target_id": str(session.id), "target_name": session.name}
+    else:
+        named = {"target_type": target._meta.model_name, "target_id": str(target.pk)}
+    audit_record(
+        project_id=session.project_id,
+        room_session_id=session.id,
+        action=action,
+        details=details,
+        **named,
+        **actor.audit_fields(),
+    )
+
+
 def _session_for(actor: Actor, room_session_id, *, lock: bool = True) -> RoomSession:
     try:
         rs_uuid = uuid.UUID(str(room_session_id))
@@ -325,15 +342,7 @@ def room_session_end(*, room_session_id: uuid.UUID | str, actor: Actor) -> RoomS
     """End a live session: every member leaves with reason ``room_ended``; emits ``room.ended``.
     Raises ``NotFound`` when the session is not live or not within the actor's reach."""
     session = _session_for(actor, room_session_id)
-    audit_record(
-        project_id=session.project_id,
-        room_session_id=session.id,
-        action="room_session.end",
-        target_type="room_session",
-        target_id=str(session.id),
-        target_name=session.name,
-        **actor.audit_fields(),
-    )
+    session_audit(actor, session, "room_session.end")
     _session_end(session, reason="ended")
     return session
 
@@ -499,16 +508,7 @@ def room_session_action(*, actor: Actor, room_session_id: uuid.UUID | str, actio
         if actor.member_id is not None:
             others = others.exclude(id=actor.member_id)
         ids = list(others.values_list("id", flat=True))
-        audit_record(
-            project_id=session.project_id,
-            room_session_id=session.id,
-            action="room_session.remove_all_members",
-            target_type="room_session",
-            target_id=str(session.id),
-            target_name=session.name,
-            details={"count": len(ids)},
-            **actor.audit_fields(),
-        )
+        session_audit(actor, session, "room_session.remove_all_members", details={"count": len(ids)})
         for member_id in ids:
             member_leave(member_id=member_id, reason="removed")
         return {"removed": len(ids)}
@@ -522,16 +522,7 @@ def room_session_action(*, actor: Actor, room_session_id: uuid.UUID | str, actio
         fields = [f for f in updated if f != "positions"]
         if fields:
             session.save(update_fields=[*fields, "updated_at"])
-    audit_record(
-        project_id=session.project_id,
-        room_session_id=session.id,
-        action=f"room_session.{action}",
-        target_type="room_session",
-        target_id=str(session.id),
-        target_name=session.name,
-        details=details,
-        **actor.audit_fields(),
-    )
+    session_audit(actor, session, f"room_session.{action}", details=details)
     if updated:
         payload = room_session_payload(session)
         payload["updated"] = updated

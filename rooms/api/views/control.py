@@ -64,6 +64,13 @@ def _service(module: str, name: str):
     return getattr(mod, name, None)
 
 
+def known_action(action: str, actions, kind: str) -> str:
+    """``action`` when it is one of ``actions``; else ``NotFound`` (404) "Unknown <kind> action '<action>'."."""
+    if action not in actions:
+        raise NotFound(f"Unknown {kind} action '{action}'.")
+    return action
+
+
 def live_session(view: ProjectAPIView, room_session_id: str) -> RoomSession:
     """The caller's session ``room_session_id``: 404 if not theirs, 409 if it has ended."""
     session = selectors.room_session_get(project=view.project, room_session_id=room_session_id)
@@ -110,8 +117,7 @@ class MemberActionApi(ProjectAPIView):
         tags=["live control"],
     )
     def post(self, request, room_session_id: str, member_id: str, action: str):
-        if action not in MEMBER_ACTIONS:
-            raise NotFound(f"Unknown member action '{action}'.")
+        known_action(action, MEMBER_ACTIONS, "member")
         session = live_session(self, room_session_id)
         member = selectors.member_get(room_session=session, member_id=member_id)
         data = self.body(MemberActionInputSerializer)
@@ -209,8 +215,7 @@ class RecordingActionApi(ProjectAPIView):
         tags=["live control"],
     )
     def post(self, request, recording_id: str, action: str):
-        if action not in RECORDING_ACTIONS:
-            raise NotFound(f"Unknown recording action '{action}'.")
+        known_action(action, RECORDING_ACTIONS, "recording")
         recording = selectors.recording_get(project=self.project, recording_id=recording_id)
         if recording.status not in ("recording", "paused"):
             raise Conflict(f"The recording is {recording.status}.")

@@ -16,8 +16,7 @@ from rest_framework.response import Response
 
 from rooms import selectors
 from rooms.api.base import ProjectAPIView, error_responses, page_serializer, paginate
-from rooms.api.views.control import live_session
-from rooms.exceptions import NotFound
+from rooms.api.views.control import known_action, live_session
 from rooms.models import Playback
 from rooms.services import playbacks as playback_services
 
@@ -166,8 +165,7 @@ class PlaybackActionApi(ProjectAPIView):
         tags=["live control"],
     )
     def post(self, request, playback_id: str, action: str):
-        if action not in playback_services.ACTIONS:
-            raise NotFound(f"Unknown playback action '{action}'.")
+        known_action(action, playback_services.ACTIONS, "playback")
         playback = selectors.playback_get(project=self.project, playback_id=playback_id)
         data = self.body(PlaybackActionInputSerializer)
         playback_services.playback_action(actor=self.actor(), playback=playback, action=action, params=dict(data))
