@@ -23,6 +23,8 @@ system-deps:
 migrate: install
 	$(PY) manage.py migrate --noinput
 
+# Links printed by the demo commands follow HOST and PORT unless PARLEY_PUBLIC_URL is set.
+run: export PARLEY_PUBLIC_URL ?= http://$(HOST):$(PORT)
 run: migrate
 	$(PY) manage.py demo_setup
 	$(PY) manage.py demo_operator
