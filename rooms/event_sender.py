@@ -308,7 +308,18 @@ def _hook_daphne_shutdown() -> None:
     from twisted.internet.defer import Deferred
 
     _Attached.shutdown_hooked = True
-    reactor.addSystemEventTrigger("before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(drain())))
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: Deferred.fromFuture(asyncio.ensure_future(_shutdown_drain("Daphne")))
+    )
+
+
+async def _shutdown_drain(server: str) -> int:
+    """``drain`` at a server's shutdown, logged."""
+    sender = _senders.get(asyncio.get_running_loop())
+    queued = sender.unsent() if sender is not None else 0
+    left = await drain()
+    logger.info("event sender drained at %s shutdown: %d event(s) queued, %d left unsent", server, queued, left)
+    return left
 
 
 def application(app):
@@ -325,7 +336,7 @@ def application(app):
                 attach()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await drain()
+                await _shutdown_drain("lifespan")
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -114,3 +123,46 @@ def test_sync_code_on_a_running_loop_sends_events_itself():
     thread.start()
     thread.join(60)
     assert results == [False]
+
+
+def test_under_daphne_a_sigterm_drains_the_event_sender(tmp_path):
+    """Daphne speaks no lifespan: the first request through ``parley.asgi.application`` hooks the drain into the
+    reactor's shutdown, which SIGTERM starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "parley.settings",
+        "PARLEY_DATA_DIR": str(tmp_path / "daphne-data"),
+        "PARLEY_MEDIA_WORKER": "external",
+        "LOG_LEVEL": "INFO",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "parley.asgi:application"],
+        cwd=Path(__file__).resolve().parents[3],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        answered = False
+        while not answered and time.monotonic() < deadline and process.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).close()
+                answered = True
+            except urllib.error.HTTPError:
+                answered = True  # any HTTP answer went through the application
+            except OSError:
+                time.sleep(0.2)
+        assert answered, "daphne did not answer within 120 s"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr[-2000:]
+    assert "event sender drained at Daphne shutdown: 0 event(s) queued, 0 left unsent" in stderr, stderr[-2000:]
