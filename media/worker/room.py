@@ -116,6 +116,41 @@ class MemberMedia:
                 setattr(self, name, value)
 
 
+class MonoPcm:
+    """A member's decoded audio → 20 ms chunks of 48 kHz mono int16 (``AUDIO_SAMPLES`` samples each).
+
+    aiortc's Opus decoder hands out packed s16 stereo at 48 kHz; those frames are averaged to mono with numpy
+    ((L + R) / 2, as libswresample downmixes by default, within one LSB), about a third of the cost of a resampler
+    on the event loop. Any other format goes through ``av.AudioResampler``. Frames of other sizes are re-chunked.
+    """
+
+    def __init__(self) -> None:
+        self._resampler: av.AudioResampler | None = None
+        self._carry = np.zeros(0, dtype=np.int16)
+
+    def chunks(self, frame: av.AudioFrame) -> list[np.ndarray]:
+        channels = len(frame.layout.channels)
+        if (
+            self._resampler is None
+            and frame.format.name == "s16"
+            and frame.sample_rate == AUDIO_RATE_HZ
+            and channels <= 2
+        ):
+            samples = frame.to_ndarray().reshape(-1)
+            if channels == 2:
+                samples = ((samples[0::2].astype(np.int32) + samples[1::2]) >> 1).astype(np.int16)
+        else:
+            if self._resampler is None:
+                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE_HZ)
+            resampled = [out.to_ndarray().reshape(-1) for out in self._resampler.resample(frame)]
+            samples = np.concatenate(resampled).astype(np.int16, copy=False) if resampled else self._carry[:0]
+        if self._carry.size:
+            samples = np.concatenate((self._carry, samples))
+        count = samples.shape[0] // AUDIO_SAMPLES
+        self._carry = samples[count * AUDIO_SAMPLES :].copy()
+        return [samples[i * AUDIO_SAMPLES : (i + 1) * AUDIO_SAMPLES] for i in range(count)]
+
+
 def _encode_mixes(mixes: list[tuple[MixedAudioTrack, np.ndarray]]) -> list[tuple[MixedAudioTrack, list]]:
     """Audio executor thread: Opus-encode each listener's 20 ms mix for its own track."""
     return [(track, track.encode_pcm(pcm)) for track, pcm in mixes]
@@ -288,18 +323,16 @@ class RoomMixer:
             member.frames_in += 1
 
     async def _drain_audio(self, member: MemberMedia, track) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE_HZ, frame_size=AUDIO_SAMPLES)
+        mono = MonoPcm()
         while True:
             try:
                 frame = await track.recv()
             except MediaStreamError:
                 return
             try:
-                for out in resampler.resample(frame):
-                    pcm = out.to_ndarray().reshape(-1)
-                    if pcm.shape[0] == AUDIO_SAMPLES:
-                        member.audio_buffer.append(pcm.astype(np.int16, copy=False))
-                        member.audio_frames_in += 1
+                for pcm in mono.chunks(frame):
+                    member.audio_buffer.append(pcm)
+                    member.audio_frames_in += 1
             except Exception:
                 logger.exception(
                     "audio input error room_session_id=%s member_id=%s", self.room_session_id, member.member_id
