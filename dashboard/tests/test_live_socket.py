@@ -19,7 +19,7 @@ async def _connect(session_id, cookie: bytes | None):
     if cookie:
         headers.append((b"cookie", cookie))
     communicator = WebsocketCommunicator(application, f"/ws/dashboard/sessions/{session_id}/", headers=headers)
-    connected, code = await communicator.connect(timeout=3)
+    connected, code = await communicator.connect(timeout=20)
     return communicator, connected, code
 
 
@@ -43,7 +43,7 @@ async def test_it_forwards_only_the_events_of_its_session(moderator, project):
     assert connected
     await event_broadcast_async(_body(other, "member.updated", {"member": {"id": "x"}}))
     await event_broadcast_async(_body(live, "member.updated", {"member": {"id": "m1", "audio_muted": True}}))
-    message = await communicator.receive_json_from(timeout=2)
+    message = await communicator.receive_json_from(timeout=20)
     assert message["event_type"] == "member.updated"
     assert message["params"]["member"] == {"id": "m1", "audio_muted": True}
     assert message["room_session_id"] == str(live.id)
@@ -71,6 +71,6 @@ async def test_it_forwards_events_through_the_redis_channel_layer(moderator, pro
     communicator, connected, _ = await _connect(live.id, cookie)
     assert connected
     await event_broadcast_async(_body(live, "layout.changed", {"layout": {"name": "2x2"}}))
-    message = await communicator.receive_json_from(timeout=3)
+    message = await communicator.receive_json_from(timeout=20)
     assert message["event_type"] == "layout.changed" and message["params"]["layout"]["name"] == "2x2"
     await communicator.disconnect()

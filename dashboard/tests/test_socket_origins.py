@@ -35,7 +35,7 @@ async def _open(room_session_id, cookie: bytes, origin: bytes | None):
     if origin is not None:
         headers.append((b"origin", origin))
     communicator = WebsocketCommunicator(application, f"/ws/dashboard/sessions/{room_session_id}/", headers=headers)
-    connected, _ = await communicator.connect(timeout=5)
+    connected, _ = await communicator.connect(timeout=20)
     return communicator, connected
 
 
@@ -56,7 +56,7 @@ async def test_it_accepts_the_public_urls_origin_and_delivers_events(live_and_co
     communicator, connected = await _open(live.id, cookie, PUBLIC_URL.encode())
     assert connected
     await event_broadcast_async(_event(live))
-    message = await communicator.receive_json_from(timeout=5)
+    message = await communicator.receive_json_from(timeout=20)
     assert message["event_type"] == "member.updated"
     await communicator.disconnect()
 

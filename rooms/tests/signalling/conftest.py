@@ -54,7 +54,7 @@ class Client:
     async def _next(self, timeout: float) -> dict:
         return json.loads(await self.ws.receive_from(timeout=timeout))
 
-    async def call(self, method: str, params: dict | None = None, *, timeout: float = 3) -> dict:
+    async def call(self, method: str, params: dict | None = None, *, timeout: float = 15) -> dict:
         request_id = next(_ids)
         message = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
@@ -62,7 +62,7 @@ class Client:
         await self.ws.send_to(text_data=json.dumps(message))
         return await self.response(request_id, timeout=timeout)
 
-    async def response(self, request_id, *, timeout: float = 3) -> dict:
+    async def response(self, request_id, *, timeout: float = 15) -> dict:
         async with asyncio.timeout(timeout):
             while True:
                 message = await self._next(timeout)
@@ -72,7 +72,7 @@ class Client:
                     raise AssertionError(f"unexpected response {message}")
                 self.events.append(message)
 
-    async def send_raw(self, text: str, *, timeout: float = 3) -> dict:
+    async def send_raw(self, text: str, *, timeout: float = 15) -> dict:
         """Send a raw frame and return the next response (one with an ``id`` key)."""
         await self.ws.send_to(text_data=text)
         async with asyncio.timeout(timeout):
@@ -82,7 +82,7 @@ class Client:
                     return message
                 self.events.append(message)
 
-    async def event(self, event_type: str, *, timeout: float = 3, where=None) -> dict:
+    async def event(self, event_type: str, *, timeout: float = 15, where=None) -> dict:
         """The params of the next event ``event_type`` (matching ``where(params)``), consuming it."""
         async with asyncio.timeout(timeout):
             while True:
@@ -120,7 +120,7 @@ class Client:
 
 async def open_socket(token: str, path: str = "/ws/video/") -> tuple[WebsocketCommunicator, bool]:
     communicator = WebsocketCommunicator(application, f"{path}?token={token}")
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     return communicator, connected
 
 

@@ -20,7 +20,7 @@ async def _closed_with(token: str) -> int:
     communicator, connected = await open_socket(token)
     if not connected:
         return -1
-    output = await communicator.receive_output(timeout=2)
+    output = await communicator.receive_output(timeout=20)
     assert output["type"] == "websocket.close"
     return output["code"]
 
@@ -242,9 +242,9 @@ async def test_remove_after_seconds_elapsed_removes_the_member_with_a_reason(pro
     watcher = await joined(project, "standup")
     short = await connect(await database_sync_to_async(mint)(project, "standup", remove_after_seconds_elapsed=1))
     await short.join()
-    left = await watcher.event("member.left", timeout=4, where=lambda p: p["member"]["id"] == short.member_id)
+    left = await watcher.event("member.left", timeout=20, where=lambda p: p["member"]["id"] == short.member_id)
     assert left["reason"] == "remove_at"
-    room_left = await short.event("room.left", timeout=2)
+    room_left = await short.event("room.left", timeout=20)
     assert room_left["reason"] == "remove_at"
     await watcher.close()
     await short.close()
@@ -260,7 +260,7 @@ async def test_a_token_of_one_project_never_joins_another_projects_room(project,
 async def test_events_are_json_rpc_notifications(project, room):
     first = await joined(project, "standup")
     second = await joined(project, "standup")
-    raw = json.loads(await first.ws.receive_from(timeout=2))
+    raw = json.loads(await first.ws.receive_from(timeout=20))
     assert raw["jsonrpc"] == "2.0"
     assert raw["method"] == "event"
     assert set(raw["params"]) >= {"event_type", "params"}

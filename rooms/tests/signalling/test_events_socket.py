@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def _events_socket(query: str = "", headers=None) -> tuple[WebsocketCommunicator, bool]:
     communicator = WebsocketCommunicator(application, f"/ws/events/{query}", headers=headers or [])
-    connected, _ = await communicator.connect()
+    connected, _ = await communicator.connect(timeout=10)
     return communicator, connected
 
 
@@ -59,7 +59,7 @@ async def test_it_accepts_the_key_in_an_authorization_header(project, room, api_
 async def test_it_closes_with_4001_without_a_valid_key(project, query):
     communicator, connected = await _events_socket(query)
     assert connected
-    output = await communicator.receive_output(timeout=2)
+    output = await communicator.receive_output(timeout=20)
     assert output == {"type": "websocket.close", "code": 4001}
 
 
@@ -70,7 +70,7 @@ async def test_a_revoked_key_is_refused(project, api_key):
 
     await database_sync_to_async(ApiKey.objects.update)(revoked_at=timezone.now())
     communicator, _ = await _events_socket(f"?api_key={api_key}")
-    assert (await communicator.receive_output(timeout=2))["code"] == 4001
+    assert (await communicator.receive_output(timeout=20))["code"] == 4001
 
 
 async def test_it_never_forwards_another_projects_events(project, other_project, room, api_key):
@@ -88,7 +88,7 @@ async def test_it_filters_by_room_name_and_event_types(project, room, api_key):
     await elsewhere.call("member.audio_mute")
     client = await joined(project, "standup")
     await client.call("member.audio_mute")
-    message = json.loads(await communicator.receive_from(timeout=3))
+    message = json.loads(await communicator.receive_from(timeout=20))
     assert message["params"]["event_type"] == "member.updated"
     assert message["params"]["room_id"] == str(room.id)
     assert await communicator.receive_nothing(timeout=0.3)
@@ -109,12 +109,12 @@ async def test_a_subscribe_request_replaces_the_filters(project, room, api_key):
             }
         )
     )
-    reply = json.loads(await communicator.receive_from())
+    reply = json.loads(await communicator.receive_from(timeout=10))
     assert reply["result"] == {"room_ids": [str(room.id)], "event_types": ["member.left"]}
     client = await joined(project, "standup")
     other = await joined(project, "standup")
     await other.call("room.leave")
-    message = json.loads(await communicator.receive_from(timeout=3))
+    message = json.loads(await communicator.receive_from(timeout=20))
     assert message["params"]["event_type"] == "member.left"
     await client.close()
     await other.close()
@@ -129,7 +129,7 @@ async def test_subscribing_to_another_projects_room_is_not_found(project, other_
             {"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": {"room_id": str(other_room.id)}}
         )
     )
-    assert json.loads(await communicator.receive_from())["error"]["code"] == -32004
+    assert json.loads(await communicator.receive_from(timeout=10))["error"]["code"] == -32004
     await communicator.send_to(text_data="{oops")
-    assert json.loads(await communicator.receive_from())["error"]["code"] == -32700
+    assert json.loads(await communicator.receive_from(timeout=10))["error"]["code"] == -32700
     await communicator.disconnect()

@@ -147,7 +147,7 @@ async def test_thousands_of_malformed_messages_change_nothing_and_break_nothing(
             frame = json.dumps(parsed)
         if not frame:
             continue
-        response = await host.send_raw(frame, timeout=5)
+        response = await host.send_raw(frame, timeout=20)
         code = response["error"]["code"]
         codes[code] = codes.get(code, 0) + 1
     assert set(codes) <= {-32700, -32600, -32601, -32602, -32003, -32004, -32009}, codes

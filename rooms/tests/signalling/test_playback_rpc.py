@@ -59,26 +59,26 @@ async def test_room_playback_start_plays_the_url_and_refuses_what_it_cannot_play
         response = await host.call("room.playback.start", {"url": base_url + "clip.mp4", "volume": -3}, timeout=15)
         playback = response["result"]["playback"]
         assert (playback["state"], playback["volume"], playback["failure_reason"]) == ("playing", -3.0, None)
-        started = await host.event("playback.started", timeout=5)
+        started = await host.event("playback.started", timeout=20)
         assert started["playback"]["id"] == playback["id"]
         assert worker.playbacks[host.room_session_id][playback["id"]].state == "playing"
 
         missing = await host.call("room.playback.start", {"url": base_url + "missing.mp4"}, timeout=15)
         assert missing["error"]["code"] == -32602
         assert missing["error"]["data"] == {"code": "invalid_parameter", "attribute": "url", "reason": "not_found"}
-        ended = await host.event("playback.ended", timeout=5)
+        ended = await host.event("playback.ended", timeout=20)
         assert (ended["playback"]["state"], ended["playback"]["failure_reason"]) == ("failed", "not_found")
 
         # A URL that never answers: other methods of the room are answered meanwhile.
         request = {"jsonrpc": "2.0", "id": "silent", "method": "room.playback.start", "params": {"url": silent_url}}
         await host.ws.send_to(text_data=json.dumps(request))
-        listed = await host.call("room.playback.list", timeout=5)
+        listed = await host.call("room.playback.list", timeout=20)
         assert {p["url"] for p in listed["result"]["playbacks"]} >= {silent_url, base_url + "clip.mp4"}
         silent = await host.response("silent", timeout=30)
         assert silent["error"]["data"]["reason"] == "timeout"
         assert await Playback.objects.filter(url=silent_url, state="failed", failure_reason="timeout").aexists()
 
-        stopped = await host.call("playback.stop", {"playback_id": playback["id"]}, timeout=5)
+        stopped = await host.call("playback.stop", {"playback_id": playback["id"]}, timeout=20)
         assert stopped["result"]["playback"]["state"] == "completed"
         await host.event("playback.ended", timeout=5, where=lambda p: p["playback"]["id"] == playback["id"])
         room = worker.rooms[host.room_session_id]

@@ -94,7 +94,7 @@ class RemoteClient:
     async def call(self, method: str, params: dict | None = None) -> dict:
         self.next_id += 1
         await self.ws.send(json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params or {}}))
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(20):
             while True:
                 message = json.loads(await self.ws.recv())
                 if message.get("id") == self.next_id:
@@ -102,7 +102,7 @@ class RemoteClient:
                 self.backlog.append(message)
 
     async def event(self, event_type: str, where=None) -> dict:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(20):
             while True:
                 for i, message in enumerate(self.backlog):
                     params = message.get("params", {})
@@ -124,7 +124,7 @@ async def test_members_on_two_processes_exchange_events_through_redis(project, r
         remote_id = result["member_id"]
 
         # an event emitted in the Daphne process reaches the in-process consumer
-        joined_event = await local.event("member.joined", timeout=5)
+        joined_event = await local.event("member.joined", timeout=20)
         assert joined_event["member"]["id"] == remote_id
 
         # and the other way round
@@ -138,7 +138,7 @@ async def test_members_on_two_processes_exchange_events_through_redis(project, r
         assert event["member"]["id"] == local.member_id
 
         await remote.call("room.leave")
-        left = await local.event("member.left", timeout=5)
+        left = await local.event("member.left", timeout=20)
         assert left["member"]["id"] == remote_id
     await local.close()
 

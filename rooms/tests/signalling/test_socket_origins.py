@@ -27,7 +27,7 @@ async def _video(project, origin: bytes | None) -> tuple[WebsocketCommunicator, 
     token = await database_sync_to_async(mint)(project, "standup", user_name="Ada")
     headers = [(b"origin", origin)] if origin is not None else []
     communicator = WebsocketCommunicator(application, f"/ws/video/?token={token}", headers=headers)
-    connected, _ = await communicator.connect(timeout=5)
+    connected, _ = await communicator.connect(timeout=20)
     return communicator, connected
 
 
@@ -35,7 +35,7 @@ async def _events(project, origin: bytes | None) -> tuple[WebsocketCommunicator,
     _, key = await database_sync_to_async(api_key_create)(project)
     headers = [(b"origin", origin)] if origin is not None else []
     communicator = WebsocketCommunicator(application, f"/ws/events/?api_key={key}", headers=headers)
-    connected, _ = await communicator.connect(timeout=5)
+    connected, _ = await communicator.connect(timeout=20)
     return communicator, connected
 
 
