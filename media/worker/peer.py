@@ -46,6 +46,7 @@ from media.worker import db
 from media.worker.encoder import H264, VIDEO_CODECS, VP8, VideoOutputGroup
 from media.worker.ice import announce_address, restrict_host_addresses, rtc_configuration
 from media.worker.jitter import release_frames_on_marker
+from media.worker.remb import throttle_remb
 from media.worker.room import MemberMedia, RoomMixer
 from media.worker.tracks import MixedAudioTrack, PacketVideoTrack
 
@@ -309,6 +310,7 @@ class MemberPeer:
             transceiver.setCodecPreferences(codec_preferences(*offered_video_codecs(media)))
         if media.kind == "video":
             release_frames_on_marker(transceiver.receiver)  # decode a frame at its last packet (media.worker.jitter)
+            throttle_remb(transceiver.receiver)  # REMB at most every 200 ms unless it drops 3 % (media.worker.remb)
         else:
             report_audio_level(transceiver.sender)
         return transceiver

@@ -69,16 +69,22 @@ def test_without_markers_a_frame_leaves_when_the_next_one_starts():
     assert out[2].data == b"ab"
 
 
-def test_only_video_receivers_are_changed():
+def on_receivers(install) -> tuple:
+    """``install(receiver)``'s results for a fresh audio and a fresh video ``RTCRtpReceiver``."""
+
     async def run():
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         audio = pc.addTransceiver("audio", direction="recvonly")
         video = pc.addTransceiver("video", direction="recvonly")
-        changed = (release_frames_on_marker(audio.receiver), release_frames_on_marker(video.receiver))
+        results = (install(audio.receiver), install(video.receiver))
         await pc.close()
-        return changed
+        return results
 
-    assert asyncio.run(run()) == (False, True)
+    return asyncio.run(run())
+
+
+def test_only_video_receivers_are_changed():
+    assert on_receivers(release_frames_on_marker) == (False, True)
 
 
 def test_an_aiortc_peer_receives_every_frame_decoded_through_the_marker_buffer():
