@@ -508,6 +508,17 @@ class BotRoom:
                     total += report.bytesSent
         return total
 
+    def remb_counts(self) -> tuple[int, int]:
+        """REMB packets the worker's video receivers sent and skipped so far (``media.worker.remb``; 0, 0 without
+        the throttle)."""
+        sent = skipped = 0
+        for peer in self.worker.peers.get(str(self.session.id), {}).values():
+            for transceiver in peer.pc.getTransceivers():
+                throttle = getattr(transceiver.receiver, "remb_throttle", None)
+                if throttle is not None:
+                    sent, skipped = sent + throttle.sent, skipped + throttle.skipped
+        return sent, skipped
+
     def watch_canvas(self) -> stamps.TileStampReader:
         """Read every tile's stamp from each canvas the worker composes, in the room's render thread right after
         compositing (bot send → on the canvas). It costs worker CPU: keep it out of CPU windows."""

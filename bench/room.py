@@ -47,10 +47,12 @@ async def run_size(n: int, seconds: float, warmup: float, bots_cpu: int | None, 
     compose_n0, render_n0 = len(mixer.compose_ms), len(mixer.composite_ms)
     load0 = os.getloadavg()[0]
     bytes0 = await room.canvas_bytes_sent()
+    remb0 = room.remb_counts()
     window = harness.CpuWindow()
     await asyncio.sleep(seconds)
     cpu = window.close()
     bytes1 = await room.canvas_bytes_sent()
+    remb1 = room.remb_counts()
     dt = cpu["seconds"]
     out_fps = (mixer.encoder.frames - out0) / dt
     in_fps = (sum(m.frames_in for m in mixer.members.values()) - in0) / n / dt
@@ -82,6 +84,9 @@ async def run_size(n: int, seconds: float, warmup: float, bots_cpu: int | None, 
         "load_average": round(load0, 1),
         "worker_threads_s_per_s": cpu["threads"],
         "worker_gc_s_per_s": cpu["gc_s_per_s"],
+        # REMB from the worker's video receivers to the bots, per second (sent, skipped by the throttle).
+        "remb_sent_per_s": round((remb1[0] - remb0[0]) / dt, 1),
+        "remb_skipped_per_s": round((remb1[1] - remb0[1]) / dt, 1),
         "worker_gc_collections": cpu["gc_collections"],
     }
 
