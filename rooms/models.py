@@ -389,9 +389,11 @@ class Stream(models.Model):
 
 
 class Playback(models.Model):
-    """A URL played into a room session as a layer and an audio input."""
+    """A URL played into a room session as a layer and an audio input. ``opening`` while the media worker opens the
+    URL; ``playing`` (``playback.started``) once it plays; ``failed`` with a ``failure_reason`` when it did not open."""
 
     class State(models.TextChoices):
+        OPENING = "opening"
         PLAYING = "playing"
         PAUSED = "paused"
         COMPLETED = "completed"
@@ -402,7 +404,7 @@ class Playback(models.Model):
     room_session = models.ForeignKey(RoomSession, on_delete=models.CASCADE, related_name="playbacks")
     member = models.ForeignKey(Member, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     url = models.CharField(max_length=1000)
-    state = models.CharField(max_length=16, choices=State.choices, default=State.PLAYING)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPENING)
     volume = models.FloatField(default=0, validators=[MinValueValidator(-50), MaxValueValidator(50)])
     position_ms = models.BigIntegerField(default=0)
     layout = models.CharField(max_length=100, blank=True)

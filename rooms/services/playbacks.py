@@ -10,11 +10,12 @@ Start, step by step:
 
 1. ``playback_start_prepare`` checks ``room.playback`` (and ``room.playback_seek`` for ``seek_position``),
    validates the parameters, needs the session's media worker (``MediaUnavailable`` before anything is written),
-   then creates the ``Playback`` row (``playing``) and returns the ``media.egress`` command.
+   then creates the ``Playback`` row (``opening``) and returns the ``media.egress`` command.
 2. The worker opens the URL beside the session's command queue (``media.worker.playback``) and answers once it
    plays (``media.answer``) or failed to open it (``media.error`` ``invalid_media`` after it failed the row with
    the reason and emitted ``playback.ended``).
-3. ``playback_start_confirmed`` emits ``playback.started``; ``playback_start_refused`` turns a refusal into the
+3. ``playback_start_confirmed`` turns the row ``playing`` (``paused`` stays: it was paused while opening) and only
+   then emits ``playback.started``; ``playback_start_refused`` turns a refusal into the
    caller's error: the worker's reason → ``InvalidParameter`` on ``url`` (422 / -32602, ``data.reason``); a
    playback stopped while it opened → ``Conflict`` (409 / -32009); no answer → the row fails
    (``media_unavailable``), the worker is told to drop it should it open later, ``MediaUnavailable``
@@ -68,7 +69,7 @@ ACTIONS = {
     "set_volume": "room.playback",
     "stop": "room.playback",
 }
-LIVE_STATES = (Playback.State.PLAYING, Playback.State.PAUSED)
+LIVE_STATES = (Playback.State.OPENING, Playback.State.PLAYING, Playback.State.PAUSED)
 
 
 def _volume(value, attribute: str = "volume") -> float:
@@ -216,9 +217,13 @@ def playback_start_prepare(*, actor: Actor, params: dict) -> tuple[str, dict, di
 
 
 def playback_start_confirmed(*, playback_id) -> dict:
-    """The worker plays it: emit ``playback.started`` and return the payload."""
+    """The worker plays it: the row leaves ``opening`` for ``playing``, then ``playback.started`` is emitted; returns
+    the payload."""
     from rooms.signalling import egress
 
+    Playback.objects.filter(id=playback_id, state=Playback.State.OPENING).update(
+        state=Playback.State.PLAYING, updated_at=timezone.now()
+    )
     return egress.egress_started(kind="playback", object_id=playback_id)
 
 

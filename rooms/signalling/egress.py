@@ -251,7 +251,7 @@ def egress_object_action(*, actor: Actor, action: str, params: dict) -> tuple[st
             raise NotFound("Playback is not live.", attribute=key)
         if verb == "pause":
             obj.state = Playback.State.PAUSED
-        elif verb == "resume":
+        elif verb == "resume" and obj.state != Playback.State.OPENING:
             obj.state = Playback.State.PLAYING
         elif verb == "set_volume":
             volume = params.get("volume")

@@ -37,7 +37,7 @@ class PlaybackOutputSerializer(serializers.Serializer):
     ended_at = serializers.DateTimeField(allow_null=True)
     failure_reason = serializers.CharField(
         help_text="Why it failed: not_found, not_media, unreachable, http_error, timeout, open_failed, "
-        "media_unavailable; empty otherwise."
+        "url_not_allowed, media_unavailable; empty otherwise."
     )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
