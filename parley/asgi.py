@@ -23,6 +23,13 @@ if settings.PARLEY_EMBEDDED_SWEEPS:
 
 from rooms import event_sender  # noqa: E402
 
+if settings.PARLEY_MEDIA_WORKER == "embedded":
+    from media.worker import embedded
+
+    # At shutdown the embedded worker stops first (bounded: it tells members, releases sessions), then the drain
+    # sends the events it emitted.
+    event_sender.before_shutdown_drain(embedded.stop)
+
 # event_sender.application: records the server loop for the ordered event sender and drains it on shutdown.
 application = event_sender.application(
     ProtocolTypeRouter(

@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 logger = logging.getLogger(__name__)
 
@@ -313,8 +313,24 @@ def _hook_daphne_shutdown() -> None:
     )
 
 
+_shutdown_hooks: list[Callable[[], Awaitable[object]]] = []
+
+
+def before_shutdown_drain(hook: Callable[[], Awaitable[object]]) -> None:
+    """Await ``hook()`` at a server's shutdown (lifespan or Daphne's), on the server loop, before ``drain``: what
+    it emits goes out with the drain. A hook must bound itself; one that raises is logged and skipped. Once per
+    hook."""
+    if hook not in _shutdown_hooks:
+        _shutdown_hooks.append(hook)
+
+
 async def _shutdown_drain(server: str) -> int:
-    """``drain`` at a server's shutdown, logged."""
+    """The ``before_shutdown_drain`` hooks, then ``drain`` at a server's shutdown, logged."""
+    for hook in list(_shutdown_hooks):
+        try:
+            await hook()
+        except Exception:
+            logger.exception("shutdown hook %r failed at %s shutdown", hook, server)
     sender = _senders.get(asyncio.get_running_loop())
     queued = sender.unsent() if sender is not None else 0
     left = await drain()

@@ -3,6 +3,10 @@
 The signalling consumer calls ``await ensure_started()`` on connect; the first call in an event loop starts a
 ``MediaWorker`` in that loop (listening on ``CONTROL_CHANNEL`` and its own channel of the configured channel
 layer), later calls return the same worker. Idempotent per event loop; concurrent first calls start one worker.
+
+``stop()`` runs at the server's shutdown (``parley.asgi`` hooks it before the event sender's drain: ASGI lifespan
+shutdown, or Daphne's reactor shutdown on SIGTERM/SIGINT), bounded by ``MediaWorker.stop_bound_s``: the members
+are told (``worker_shutdown``) and the sessions released.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ async def ensure_started() -> MediaWorker:
 
 
 async def stop() -> None:
-    """Stop the current loop's embedded worker, if any (releases its sessions)."""
+    """Stop the current loop's embedded worker, if any (tells its members, releases its sessions; bounded by
+    ``MediaWorker.stop_bound_s``). Never raises."""
     worker = _workers.pop(asyncio.get_running_loop(), None)
     if worker is not None:
         await worker.stop()
