@@ -295,6 +295,13 @@ class PlaybackSource:
             if self.state == "paused":
                 self.state = "playing"
 
+    @property
+    def seekable(self) -> bool:
+        """False for a live stream (no duration: RTMP, RTSP, a live HLS playlist), once its URL opened; True
+        while it is still opening (the seek is kept and applied at ``start()`` where possible)."""
+        container = self._container
+        return container is None or container.duration is not None
+
     def seek(self, position_ms: int) -> None:
         with self._lock:
             self._seek_ms = max(0, int(position_ms))

@@ -402,7 +402,8 @@ class MediaWorker:
         The start is answered once the URL opened (``media.answer {request_id, object_id}``) or failed to
         (``media.error`` ``invalid_media`` with ``reason``, a key of ``media.protocol.PLAYBACK_OPEN_FAILURES``; the
         row is failed and ``playback.ended`` emitted); the session's other commands run meanwhile. ``not_found``
-        for an unknown playback or one stopped while opening, ``bad_request`` for an unknown action. The room and
+        for an unknown playback or one stopped while opening, ``not_seekable`` for a seek of a live stream,
+        ``bad_request`` for an unknown action. The room and
         its members are unaffected by a failing playback."""
         action = str(message.get("action") or "")
         object_id = str(message.get("object_id") or "")
@@ -436,6 +437,9 @@ class MediaWorker:
                 await self._error(message, "bad_request", "volume (dB) is required.")
                 return
         elif action == "playback.seek":
+            if not source.seekable:
+                await self._error(message, "not_seekable", "The playback is a live stream: it cannot seek.")
+                return
             try:
                 source.seek(int(message["position_ms"]))
             except (KeyError, TypeError, ValueError):

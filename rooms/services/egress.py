@@ -66,7 +66,9 @@ async def _request(channel: str, command: dict, timeout_seconds: float) -> dict:
         logger.warning("media request failed: channel layer error %s: %s", type(exc).__name__, exc)
         raise MediaUnavailable() from exc
     if reply.get("type") == protocol.ERROR:
-        raise MediaUnavailable(str(reply.get("message") or "The media worker refused the request.")[:300])
+        refused = MediaUnavailable(str(reply.get("message") or "The media worker refused the request.")[:300])
+        refused.reply = reply  # the worker's ``media.error`` (``code``), for callers that map refusals
+        raise refused
     return reply
 
 
@@ -74,7 +76,7 @@ def media_request(channel: str, command: dict, *, timeout_seconds: float) -> dic
     """Send ``command`` (a ``media.protocol`` message without ``reply_channel``/``request_id``) to ``channel``
     and return the worker's ``media.answer``. Blocks at most ``timeout_seconds``. Raises ``MediaUnavailable``
     (503 / -32010) on timeout, a full channel, an unreachable Redis channel layer or a ``media.error`` (its
-    message is kept)."""
+    message is kept; the error itself is the exception's ``reply``)."""
     return async_to_sync(_request)(channel, command, timeout_seconds)
 
 

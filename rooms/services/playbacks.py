@@ -276,17 +276,12 @@ def playback_start(*, actor: Actor, room_session_id, params: dict, timeout_secon
     return playback_start_confirmed(playback_id=payload["id"])
 
 
-def playback_action(
-    *, actor: Actor, playback: Playback, action: str, params: dict | None = None, timeout_seconds: float | None = None
-) -> dict:
-    """Run ``action`` (a key of ``ACTIONS``; ``seek`` takes ``position_ms``, ``set_volume`` takes ``volume``)
-    on a live playback and return its payload once the session's media worker applied it. The state is written
-    and ``playback.updated`` (``playback.ended`` for ``stop``) emitted first, as for the RPC
-    (``rooms.signalling.egress.egress_object_action``). Raises ``NotFound`` (unknown action), ``Conflict`` (the
-    playback or its session has ended), ``PermissionMissing``, ``InvalidParameter``, ``MediaUnavailable`` (no
-    worker holds the session — a ``stop`` then only records the end — or none answered)."""
-    from rooms.signalling import egress
-
+def playback_action_prepare(*, actor: Actor, playback: Playback, action: str, params: dict | None = None) -> tuple:
+    """Check an ``action`` (a key of ``ACTIONS``) on ``playback`` without writing anything. Returns
+    ``(worker_channel or "", command)``: the ``media.egress`` ``playback.{action}`` to send and wait for; no channel
+    (no worker holds the session) only for ``stop``, which then just records the end. Raises ``NotFound`` (unknown
+    action), ``Conflict`` (the playback or its session has ended), ``PermissionMissing``, ``InvalidParameter``
+    (``volume`` dB -50..50, ``position_ms`` ms ≥ 0), ``MediaUnavailable`` (no worker holds the session)."""
     if action not in ACTIONS:
         raise NotFound(f"Unknown playback action '{action}'.")
     if playback.state not in LIVE_STATES:
@@ -295,15 +290,74 @@ def playback_action(
     if session is None or session.status != RoomSession.Status.IN_PROGRESS:
         raise Conflict("The room session has ended.")
     actor.require(ACTIONS[action])
+    params = params or {}
+    extra: dict = {}
+    if action == "set_volume":
+        extra = {"volume": _volume(params.get("volume"))}
+    elif action == "seek":
+        position_ms = params.get("position_ms")
+        if isinstance(position_ms, bool) or not isinstance(position_ms, int) or position_ms < 0:
+            raise InvalidParameter("Must be a whole number of milliseconds ≥ 0.", attribute="position_ms")
+        extra = {"position_ms": position_ms}
     if not session.media_worker and action != "stop":
         raise MediaUnavailable()
-    channel, payload, command = egress.egress_object_action(
-        actor=in_session(actor, session.id),
+    command = {
+        "type": protocol.EGRESS,
+        "room_session_id": str(session.id),
+        "action": f"playback.{action}",
+        "object_id": str(playback.id),
+        **extra,
+    }
+    return session.media_worker, command
+
+
+def playback_action_refusal(reply: dict | None, *, action: str) -> ParleyError | None:
+    """The caller's error for the worker's ``media.error`` ``reply`` to ``playback.{action}`` (None: no reply,
+    within the timeout): ``not_seekable`` → ``Conflict`` (409 / -32009, ``data.reason``); ``not_found`` → ``NotFound``
+    on ``playback_id`` (404 / -32004: the worker no longer plays it) except for ``stop``, whose end is recorded
+    anyway (None); ``bad_request`` → ``InvalidParameter``; anything else → ``MediaUnavailable`` (503 / -32010)."""
+    code = (reply or {}).get("code")
+    message = str((reply or {}).get("message") or "")[:300] or None
+    if code == "not_seekable":
+        return Conflict(message, data={"reason": "not_seekable"})
+    if code == "not_found":
+        if action == "stop":
+            return None
+        return NotFound("The media worker no longer plays this playback.", attribute="playback_id")
+    if code == "bad_request":
+        return InvalidParameter(message)
+    return MediaUnavailable()
+
+
+def playback_action_apply(*, actor: Actor, playback: Playback, action: str, params: dict | None = None) -> dict:
+    """The worker applied it: write the state, emit ``playback.updated`` (``playback.ended`` for ``stop``) and
+    return the payload (``rooms.signalling.egress.egress_object_action``)."""
+    from rooms.signalling import egress
+
+    _channel, payload, _command = egress.egress_object_action(
+        actor=in_session(actor, playback.room_session_id),
         action=f"playback.{action}",
         params={**(params or {}), "playback_id": str(playback.id)},
     )
+    return payload
+
+
+def playback_action(
+    *, actor: Actor, playback: Playback, action: str, params: dict | None = None, timeout_seconds: float | None = None
+) -> dict:
+    """Run ``action`` (a key of ``ACTIONS``; ``seek`` takes ``position_ms``, ``set_volume`` takes ``volume``) on a
+    live playback and return its payload. The session's media worker is asked first and answers (or refuses);
+    only then is the state written and ``playback.updated`` (``playback.ended`` for ``stop``) emitted. Raises as
+    ``playback_action_prepare`` and ``playback_action_refusal`` (``MediaUnavailable`` when no worker answered
+    within ``timeout_seconds``, default ``PARLEY_MEDIA_ANSWER_TIMEOUT_SECONDS``)."""
+    channel, command = playback_action_prepare(actor=actor, playback=playback, action=action, params=params)
     if channel:
         if timeout_seconds is None:
             timeout_seconds = egress_service.answer_timeout_seconds()
-        egress_service.media_request(channel, command, timeout_seconds=timeout_seconds)
-    return payload
+        try:
+            egress_service.media_request(channel, command, timeout_seconds=timeout_seconds)
+        except MediaUnavailable as exc:
+            refusal = playback_action_refusal(getattr(exc, "reply", None), action=action)
+            if refusal is not None:
+                raise refusal from exc
+    return playback_action_apply(actor=actor, playback=playback, action=action, params=params)

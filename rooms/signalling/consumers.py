@@ -30,7 +30,16 @@ from media import protocol
 from rooms import event_sender
 from rooms.actors import Actor
 from rooms.events import member_channel_group, project_group, room_session_group
-from rooms.exceptions import Conflict, InvalidParameter, MediaUnavailable, ParleyError, RateLimited, TokenError
+from rooms.exceptions import (
+    Conflict,
+    InvalidParameter,
+    MediaUnavailable,
+    NotFound,
+    ParleyError,
+    RateLimited,
+    TokenError,
+)
+from rooms.models import Playback
 from rooms.services import members as member_services
 from rooms.services import playbacks as playback_services
 from rooms.services import sessions as session_services
@@ -446,7 +455,9 @@ class VideoConsumer(_Dispatch, AsyncWebsocketConsumer):
         finally:
             self._pending.pop(request_id, None)
         if reply.get("type") == protocol.ERROR:
-            raise MediaUnavailable(str(reply.get("message") or "The media worker refused the request.")[:300])
+            refused = MediaUnavailable(str(reply.get("message") or "The media worker refused the request.")[:300])
+            refused.reply = reply  # the worker's ``media.error`` (``code``), for callers that map refusals
+            raise refused
         return reply
 
     async def media_answer(self, message: dict) -> None:
@@ -787,6 +798,8 @@ class VideoConsumer(_Dispatch, AsyncWebsocketConsumer):
     async def _egress_object(self, method: str, params: dict) -> dict:
         kind, _ = egress.OBJECT_ACTIONS[method]
         only_keys(params, {f"{kind}_id", "volume", "position_ms"})
+        if kind == "playback":
+            return await self._playback_action(method.split(".", 1)[1], params)
         channel, payload, command = await database_sync_to_async(egress.egress_object_action)(
             actor=self.actor(), action=method, params=params
         )
@@ -796,6 +809,34 @@ class VideoConsumer(_Dispatch, AsyncWebsocketConsumer):
             except ChannelFull:
                 logger.warning("media worker channel full room_session_id=%s", self.room_session_id)
         return {kind: payload}
+
+    async def _playback_action(self, action: str, params: dict):
+        """``playback.{action}`` acknowledged by the media worker (``rooms.services.playbacks``): checked, sent,
+        and written (``playback.updated`` / ``ended``) only once the worker applied it; a refusal is the
+        caller's error (``playback_action_refusal``), no answer within the timeout -32010."""
+        playback_id = uuid_param(params, "playback_id")
+        playback = await Playback.objects.filter(id=playback_id, room_session_id=self.room_session_id).afirst()
+        if playback is None:
+            raise NotFound("Playback not found.", attribute="playback_id")
+        actor = self.actor()
+        channel, command = await database_sync_to_async(playback_services.playback_action_prepare)(
+            actor=actor, playback=playback, action=action, params=params
+        )
+
+        async def _media() -> dict:
+            if channel:
+                try:
+                    await self._media_request(command, channel=channel)
+                except MediaUnavailable as exc:
+                    refusal = playback_services.playback_action_refusal(getattr(exc, "reply", None), action=action)
+                    if refusal is not None:
+                        raise refusal from exc
+            applied = await database_sync_to_async(playback_services.playback_action_apply)(
+                actor=actor, playback=playback, action=action, params=params
+            )
+            return {"playback": applied}
+
+        return Deferred(_media())
 
 
 def _member_join_gated(**kwargs) -> tuple:
