@@ -3,8 +3,10 @@
 One service for every transport: the REST views call the sync ``playback_start`` / ``playback_action``; the
 signalling consumer runs the same three steps around its own request to the worker
 (``playback_start_prepare`` → ``media.egress`` ``playback.start`` → ``playback_start_confirmed`` or
-``playback_start_refused``). Per-object actions share ``rooms.signalling.egress.egress_object_action`` (state,
-audit, ``playback.updated`` / ``playback.ended``) and ``rooms.services.egress.egress_action`` (the round trip).
+``playback_start_refused``). Per-object actions are acknowledged the same way: ``playback_action_prepare``
+(checks, nothing written) → the worker applies ``playback.{action}`` → ``playback_action_apply``
+(``rooms.signalling.egress.egress_object_action``: state, audit, ``playback.updated`` / ``playback.ended``) or
+``playback_action_refusal`` (the worker's refusal as the caller's error).
 
 Start, step by step:
 
