@@ -814,11 +814,12 @@ class VideoConsumer(_Dispatch, AsyncWebsocketConsumer):
         """``playback.{action}`` acknowledged by the media worker (``rooms.services.playbacks``): checked, sent,
         and written (``playback.updated`` / ``ended``) only once the worker applied it; a refusal is the
         caller's error (``playback_action_refusal``), no answer within the timeout -32010."""
+        actor = self.actor()
+        actor.require(playback_services.ACTIONS[action])  # before the lookup: a missing permission is named first
         playback_id = uuid_param(params, "playback_id")
         playback = await Playback.objects.filter(id=playback_id, room_session_id=self.room_session_id).afirst()
         if playback is None:
             raise NotFound("Playback not found.", attribute="playback_id")
-        actor = self.actor()
         channel, command = await database_sync_to_async(playback_services.playback_action_prepare)(
             actor=actor, playback=playback, action=action, params=params
         )
