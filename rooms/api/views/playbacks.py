@@ -150,8 +150,9 @@ class PlaybackActionApi(ProjectAPIView):
         description="The session's media worker applies the action before the answer; ``playback.updated`` "
         "(``playback.ended`` for stop) is emitted. ``seek`` takes ``position_ms`` (needs nothing more over REST; "
         "a member needs ``room.playback_seek``), ``set_volume`` takes ``volume`` (dB). 409 when the playback or "
-        "its session has ended; 503 ``media_unavailable`` when no media worker holds the session (a stop then "
-        "only records the end) or none answers.",
+        "its session has ended, and 409 (reason ``not_seekable``) for a seek of a live stream; 404 when the session's "
+        "media worker no longer holds the playback (a stop still records the end); 503 ``media_unavailable`` "
+        "when no media worker holds the session (a stop then only records the end) or none answers.",
         parameters=[
             PLAYBACK_ID,
             OpenApiParameter("action", str, OpenApiParameter.PATH, enum=list(playback_services.ACTIONS)),
