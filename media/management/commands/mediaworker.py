@@ -5,7 +5,8 @@ takes the room sessions placed on it and, on SIGTERM/SIGINT, tells their members
 ``worker_shutdown``) and releases the sessions so members can rejoin on another worker.
 
 The shutdown is bounded: ``MediaWorker.stop()`` returns within its ``stop_bound_s`` (``--stop-step-timeout`` s
-per step, 4 steps), then the tasks it abandoned are cancelled and waited for at most ``LOOP_CLOSE_TIMEOUT_S``
+per step, 4 steps), the events it emitted are broadcast (``rooms.event_sender.drain``, at most one more step),
+then the tasks it abandoned are cancelled and waited for at most ``LOOP_CLOSE_TIMEOUT_S``
 before the event loop closes (``asyncio.run`` would wait for them without a bound). Should a thread that is not a
 daemon (a media decoder of a peer connection whose close was abandoned) still hold the interpreter
 ``EXIT_TIMEOUT_S`` later, the process logs the threads and exits with status 1.
@@ -24,6 +25,7 @@ import time
 from django.core.management.base import BaseCommand
 
 from media.worker.worker import STOP_STEP_TIMEOUT_S, MediaWorker
+from rooms import event_sender
 
 logger = logging.getLogger(__name__)
 
@@ -100,3 +102,6 @@ class Command(BaseCommand):
         await stopping.wait()
         logger.info("media worker stopping: releasing %d room session(s)", len(worker.rooms))
         await worker.stop("worker_shutdown")
+        # The events the stop emitted (sessions released, members dropped) are broadcast before the loop closes.
+        left = await event_sender.drain(timeout=min(event_sender.DRAIN_SECONDS, stop_step_timeout_s))
+        logger.info("media worker: event sender drained, %d event(s) left unsent", left)

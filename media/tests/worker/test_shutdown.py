@@ -306,7 +306,8 @@ async def test_sigterm_stops_a_mediaworker_process_within_its_bound_and_releases
         if stalls:
             proxy.stall()
         process.send_signal(signal.SIGTERM)
-        bound_s = STOP_STEPS * step_timeout_s + 5.0  # stop_bound_s, then the loop's close (LOOP_CLOSE_TIMEOUT_S)
+        # stop_bound_s, the event sender's drain (one step at most), then the loop's close (LOOP_CLOSE_TIMEOUT_S)
+        bound_s = (STOP_STEPS + 1) * step_timeout_s + 5.0
         deadline = time.monotonic() + bound_s + HANG_MARGIN_S
         while process.poll() is None:
             assert time.monotonic() < deadline, f"mediaworker still running: {log_path.read_text()[-3000:]}"
@@ -314,6 +315,7 @@ async def test_sigterm_stops_a_mediaworker_process_within_its_bound_and_releases
         log_text = log_path.read_text()
         assert process.returncode == 0, log_text[-3000:]
         assert "media worker stopped" in log_text
+        assert "media worker: event sender drained" in log_text, log_text[-3000:]
         assert await placed_channel(session) == ""
         if stalls:
             assert "media worker stop abandoned sessions" in log_text, log_text[-3000:]
