@@ -26,6 +26,12 @@ def streams_recover_orphans() -> list[str]:
 
 
 @shared_task(acks_late=True)
+def playbacks_recover_orphans() -> list[str]:
+    """End live playbacks whose session ended or whose worker stopped heartbeating it (beat, every minute)."""
+    return services.playbacks_recover_orphans()
+
+
+@shared_task(acks_late=True)
 def recordings_apply_retention() -> int:
     """Delete recordings older than ``PARLEY_RECORDING_RETENTION_DAYS`` (beat, hourly)."""
     return services.recordings_apply_retention()

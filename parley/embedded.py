@@ -20,7 +20,11 @@ _started = threading.Event()
 
 
 def _sweeps() -> list[tuple[str, Callable[[], object]]]:
-    from media.egress.services import recordings_recover_orphans, streams_recover_orphans
+    from media.egress.services import (
+        playbacks_recover_orphans,
+        recordings_recover_orphans,
+        streams_recover_orphans,
+    )
     from rooms import webhooks
     from rooms.services.sessions import members_expire_disconnected
 
@@ -29,6 +33,7 @@ def _sweeps() -> list[tuple[str, Callable[[], object]]]:
         ("expired members", members_expire_disconnected),
         ("orphaned recordings", recordings_recover_orphans),
         ("orphaned streams", streams_recover_orphans),
+        ("orphaned playbacks", playbacks_recover_orphans),
     ]
 
 

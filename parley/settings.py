@@ -265,6 +265,7 @@ CELERY_BEAT_SCHEDULE.update(
     {
         "recordings-recover-orphans": {"task": "media.tasks.recordings_recover_orphans", "schedule": 300.0},
         "streams-recover-orphans": {"task": "media.tasks.streams_recover_orphans", "schedule": 60.0},
+        "playbacks-recover-orphans": {"task": "media.tasks.playbacks_recover_orphans", "schedule": 60.0},
         "recordings-apply-retention": {"task": "media.tasks.recordings_apply_retention", "schedule": 3600.0},
     }
 )

@@ -33,7 +33,7 @@ from django.utils import timezone
 from parley.db import close_stale_connections
 from rooms.events import event_emit
 from rooms.exceptions import StorageUnavailable
-from rooms.models import Recording, RoomSession, Stream
+from rooms.models import Playback, Recording, RoomSession, Stream
 
 logger = logging.getLogger(__name__)
 
@@ -370,6 +370,38 @@ def streams_recover_orphans(*, stale_after_seconds: int | None = None, now=None)
             logger.warning("ending orphaned stream stream_id=%s reason=%s", stream_id, reason)
             stream_finished(str(stream_id), reason=reason, restarts=restarts)
             ended.append(str(stream_id))
+    return ended
+
+
+def playbacks_recover_orphans(*, stale_after_seconds: int | None = None, now=None) -> list[str]:
+    """End live playback rows (``opening``/``playing``/``paused``) that no worker plays any more: a worker that died
+    or whose stop abandoned a session cannot end them itself, and a playback is never re-opened on another worker.
+
+    - the room session has ended → ``completed``;
+    - the room session is live but its worker stopped heartbeating it (``RoomSession.updated_at``) or no worker
+      holds it, and the playback row itself is as old → ``failed`` with ``failure_reason`` ``worker_lost``.
+
+    ``stale_after_seconds`` defaults to the worker take-over window (``media.worker.db.STALE_AFTER_SECONDS``).
+    Each ends through ``media.worker.db`` (``playback.ended`` event and webhook). Returns the ids ended."""
+    from media.worker.db import STALE_AFTER_SECONDS, _playback_emit, _playback_failed
+
+    close_stale_connections()
+    stale = STALE_AFTER_SECONDS if stale_after_seconds is None else stale_after_seconds
+    cutoff = (now or timezone.now()) - timedelta(seconds=stale)
+    live = Playback.objects.filter(state__in=(Playback.State.OPENING, Playback.State.PLAYING, Playback.State.PAUSED))
+    ended_session = live.exclude(room_session__status=RoomSession.Status.IN_PROGRESS)
+    lost_worker = live.filter(room_session__status=RoomSession.Status.IN_PROGRESS, updated_at__lte=cutoff).filter(
+        Q(room_session__media_worker="") | Q(room_session__updated_at__lte=cutoff)
+    )
+    ended: list[str] = []
+    for playback_id in ended_session.values_list("id", flat=True):
+        logger.warning("ending orphaned playback playback_id=%s reason=room_ended", playback_id)
+        if _playback_emit(str(playback_id), ended=True) is not None:
+            ended.append(str(playback_id))
+    for playback_id in lost_worker.values_list("id", flat=True):
+        logger.warning("ending orphaned playback playback_id=%s reason=worker_lost", playback_id)
+        if _playback_failed(str(playback_id), "worker_lost") is not None:
+            ended.append(str(playback_id))
     return ended
 
 

@@ -132,3 +132,25 @@ def record_then_kill(path: Path, min_frames: int, deadline_s: float = 60.0) -> f
     finally:
         if child.poll() is None:
             child.kill()
+
+
+def age(model, pk, seconds: float) -> None:
+    """Set the row's ``updated_at`` ``seconds`` in the past (as a worker that stopped touching it would leave it)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    model.objects.filter(pk=pk).update(updated_at=timezone.now() - timedelta(seconds=seconds))
+
+
+def ended_events(row, event_name: str) -> list:
+    """The payloads of the ``event_name`` events recorded in ``row``'s room session that name ``row``."""
+    from rooms.models import RoomSessionEvent
+
+    return [
+        payload
+        for payload in RoomSessionEvent.objects.filter(room_session_id=row.room_session_id, name=event_name).values_list(
+            "payload", flat=True
+        )
+        if str(row.id) in str(payload)
+    ]

@@ -3,14 +3,13 @@ streams of a session whose worker still heartbeats it."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.utils import timezone
 
 from media.egress.services import streams_recover_orphans
+from media.tests.egress.helpers import age, ended_events
 from media.worker.db import _session_egress_autostart
-from rooms.models import RoomSession, RoomSessionEvent, Stream
+from rooms.models import RoomSession, Stream
 from rooms.tests.factories import RoomSessionFactory
 
 pytestmark = [pytest.mark.media, pytest.mark.django_db]
@@ -22,21 +21,6 @@ def live_stream(session: RoomSession, state: str = Stream.State.STREAMING, url: 
     return Stream.objects.create(
         project_id=session.project_id, room_id=session.room_id, room_session=session, url=url, state=state
     )
-
-
-def age(model, pk, seconds: float) -> None:
-    model.objects.filter(pk=pk).update(updated_at=timezone.now() - timedelta(seconds=seconds))
-
-
-def ended_events(stream: Stream) -> list[dict]:
-    """The ``stream.ended`` payloads recorded for ``stream``."""
-    return [
-        payload
-        for payload in RoomSessionEvent.objects.filter(
-            room_session_id=stream.room_session_id, name="stream.ended"
-        ).values_list("payload", flat=True)
-        if str(stream.id) in str(payload)
-    ]
 
 
 def test_a_stream_of_a_session_whose_worker_stopped_heartbeating_fails_with_worker_lost():
@@ -54,7 +38,7 @@ def test_a_stream_of_a_session_whose_worker_stopped_heartbeating_fails_with_work
         assert stream.state == Stream.State.FAILED
         assert stream.failure_reason == "worker_lost"
         assert stream.ended_at is not None
-        (payload,) = ended_events(stream)
+        (payload,) = ended_events(stream, "stream.ended")
         assert "'failed'" in str(payload) and "worker_lost" in str(payload)
         assert "secret-key" not in str(payload)  # the stream key is masked
     # Ended rows are not swept again.
