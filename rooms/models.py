@@ -418,6 +418,22 @@ class Playback(models.Model):
     class Meta:
         ordering = ["-started_at"]
 
+    @property
+    def display_url(self) -> str:
+        """The URL for people to read: scheme, host, port and path, without credentials, query or fragment (a
+        signed media URL carries its signature there): ``https://media.example.com/clips/a.mp4``."""
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(self.url)
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:
+            return ""
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
 
 class RoomSessionEvent(models.Model):
     """A persisted event (``/room_sessions/{id}/events``); its id is the webhook idempotency key."""

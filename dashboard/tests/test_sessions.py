@@ -280,3 +280,22 @@ def test_stopping_with_a_malformed_id_is_404(moderator_client, live, kind):
         reverse(f"dashboard:session_{kind}", args=[live.id, "stop"]), {f"{kind}_id": "not-a-uuid"}
     )
     assert response.status_code == 404
+
+
+def test_the_session_panel_lists_playbacks_without_their_urls_secrets(moderator_client, live, project):
+    from rooms.models import Playback
+
+    Playback.objects.create(
+        project=project,
+        room_session=live,
+        url="https://user:pw@media.example.com:8443/clips/intro.mp4?signature=s3cr3t#t=5",
+        state="playing",
+        volume=-6,
+    )
+    Playback.objects.create(
+        project=project, room_session=live, url="rtsp://[2001:db8::1]/cam", state="failed", failure_reason="unreachable"
+    )
+    page = moderator_client.get(reverse("dashboard:session_panel", args=[live.id])).content.decode()
+    assert "https://media.example.com:8443/clips/intro.mp4</code> · playing" in page and "-6 dB" in page
+    assert "rtsp://[2001:db8::1]/cam</code> · failed (unreachable)" in page
+    assert "s3cr3t" not in page and "pw@" not in page

@@ -54,6 +54,7 @@ def _session_context(request: HttpRequest, console: Console, session: RoomSessio
         "events": selectors.session_events(room_session=session),
         "recordings": session.recordings.order_by("-started_at"),
         "streams": session.streams.order_by("-created_at"),
+        "playbacks": session.playbacks.order_by("-started_at"),
         "layout_form": LayoutPickForm(initial={"layout": session.layout_name}, layout_names=layout_names),
         "stream_form": StreamStartForm(),
         "member_actions": MEMBER_ACTIONS,
@@ -83,7 +84,7 @@ def session_timeline(request: HttpRequest, console: Console, room_session_id) ->
 
 @console_view()
 def session_panel(request: HttpRequest, console: Console, room_session_id) -> HttpResponse:
-    """The session status panel (state, layout, lock, recordings, streams), refreshed on live events."""
+    """The session status panel (state, layout, lock, recordings, streams, playbacks), refreshed on live events."""
     session = selectors.session_get(project=console.project, room_session_id=room_session_id)
     return render(request, "dashboard/partials/session_panel.html", _session_context(request, console, session))
 
