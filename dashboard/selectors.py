@@ -24,6 +24,7 @@ from rooms.models import (
     AuditEntry,
     Layout,
     Member,
+    Playback,
     Project,
     Recording,
     Room,
@@ -91,13 +92,24 @@ def member_get(*, room_session: RoomSession, member_id) -> Member:
         return rooms_selectors.member_get(room_session=room_session, member_id=member_id)
 
 
+def _of_session(room_session: RoomSession, get, object_id, label: str):
+    """``get(project=…, <label>_id=object_id)`` of the session's project, when it belongs to the session itself.
+    Raises ``Http404``."""
+    with _not_found_as_404():
+        obj = get(project=room_session.project, **{f"{label}_id": object_id})
+    if obj.room_session_id != room_session.id:
+        raise Http404(f"{label.capitalize()} not found.")
+    return obj
+
+
 def stream_get(*, room_session: RoomSession, stream_id) -> Stream:
     """A stream of the session (not a standing output of its room, nor another session's). Raises ``Http404``."""
-    with _not_found_as_404():
-        stream = rooms_selectors.stream_get(project=room_session.project, stream_id=stream_id)
-    if stream.room_session_id != room_session.id:
-        raise Http404("Stream not found.")
-    return stream
+    return _of_session(room_session, rooms_selectors.stream_get, stream_id, "stream")
+
+
+def playback_get(*, room_session: RoomSession, playback_id) -> Playback:
+    """A playback of the session (not another session's). Raises ``Http404``."""
+    return _of_session(room_session, rooms_selectors.playback_get, playback_id, "playback")
 
 
 def recording_list(*, project: Project) -> QuerySet[Recording]:

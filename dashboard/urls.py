@@ -38,6 +38,7 @@ urlpatterns = [
     ),
     path("sessions/<uuid:room_session_id>/recording/<slug:action>/", live.session_recording, name="session_recording"),
     path("sessions/<uuid:room_session_id>/stream/<slug:action>/", live.session_stream, name="session_stream"),
+    path("sessions/<uuid:room_session_id>/playback/stop/", live.session_playback_stop, name="session_playback_stop"),
     path("sessions/<uuid:room_session_id>/<slug:action>/", live.session_action_view, name="session_action"),
     path("recordings/", live.recording_list, name="recordings"),
     path("recordings/<uuid:recording_id>/", live.recording_detail, name="recording"),

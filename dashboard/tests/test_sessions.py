@@ -299,3 +299,39 @@ def test_the_session_panel_lists_playbacks_without_their_urls_secrets(moderator_
     assert "https://media.example.com:8443/clips/intro.mp4</code> · playing" in page and "-6 dB" in page
     assert "rtsp://[2001:db8::1]/cam</code> · failed (unreachable)" in page
     assert "s3cr3t" not in page and "pw@" not in page
+
+
+def test_stopping_a_playback_without_a_media_worker_records_its_end(moderator_client, live, project):
+    from rooms.models import Playback
+
+    playback = Playback.objects.create(project=project, room_session=live, url="https://m.example.com/a.mp4")
+    assert b"playback_id" in moderator_client.get(reverse("dashboard:session_panel", args=[live.id])).content
+    response = moderator_client.post(
+        reverse("dashboard:session_playback_stop", args=[live.id]),
+        {"playback_id": str(playback.id)},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200 and "Playback stopped." in response.content.decode()
+    playback.refresh_from_db()
+    assert playback.state == Playback.State.COMPLETED and playback.ended_at is not None
+    assert RoomSessionEvent.objects.filter(room_session=live, name="playback.ended").exists()
+    assert AuditEntry.objects.filter(action__startswith="playback.", interface="dashboard").exists()
+    again = moderator_client.post(
+        reverse("dashboard:session_playback_stop", args=[live.id]),
+        {"playback_id": str(playback.id)},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "The playback is completed." in again.content.decode()
+
+
+@pytest.mark.parametrize("playback_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "other-session"])
+def test_stopping_a_playback_not_in_the_session_is_404(moderator_client, live, project, playback_id):
+    from rooms.models import Playback
+
+    if playback_id == "other-session":
+        other = RoomSessionFactory(room=RoomFactory(project=project))
+        playback_id = str(Playback.objects.create(project=project, room_session=other, url="https://m.example.com/").id)
+    response = moderator_client.post(
+        reverse("dashboard:session_playback_stop", args=[live.id]), {"playback_id": playback_id}
+    )
+    assert response.status_code == 404

@@ -17,6 +17,7 @@ from dashboard.egress import egress_start, egress_stop
 from dashboard.forms import LayoutPickForm, StreamStartForm
 from rooms.exceptions import NotFound, ParleyError
 from rooms.models import Recording, RoomSession
+from rooms.services import playbacks as playback_services
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +222,21 @@ def session_stream(request: HttpRequest, console: Console, room_session_id, acti
             messages.success(request, "Stream stopped.")
         else:
             raise Http404("Unknown action.")
+    except ParleyError as exc:
+        messages.error(request, exc.message)
+    return _after_action(request, console, session, "dashboard/partials/session_panel.html")
+
+
+@require_POST
+@console_view()
+def session_playback_stop(request: HttpRequest, console: Console, room_session_id) -> HttpResponse:
+    """Stop a playback of the session (``playback_id`` in the form) through ``rooms.services.playbacks`` (the
+    media worker stops it first; without a worker the end is only recorded). 404 for an id not in the session."""
+    session = selectors.session_get(project=console.project, room_session_id=room_session_id)
+    playback = selectors.playback_get(room_session=session, playback_id=request.POST.get("playback_id"))
+    try:
+        playback_services.playback_action(actor=console.actor(), playback=playback, action="stop")
+        messages.success(request, "Playback stopped.")
     except ParleyError as exc:
         messages.error(request, exc.message)
     return _after_action(request, console, session, "dashboard/partials/session_panel.html")
