@@ -98,10 +98,13 @@ def decoded_video_frames(path: Path) -> int:
     frames = 0
     try:
         with av.open(str(path)) as container:
-            for _frame in container.decode(video=0):
-                frames += 1
+            for packet in container.demux(video=0):
+                try:
+                    frames += len(packet.decode())
+                except av.error.InvalidDataError:
+                    continue  # a damaged packet (the one a crash or a full disk cut): players skip it too
     except (av.error.InvalidDataError, av.error.EOFError, OSError):
-        pass
+        pass  # the demuxer stops at the cut
     return frames
 
 

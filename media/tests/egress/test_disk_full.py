@@ -85,7 +85,7 @@ async def test_a_full_disk_fails_the_recording_keeps_its_part_and_the_room_runs_
         assert TINY_DISK_BYTES // 2 < written <= TINY_DISK_BYTES
         assert row.working_path.endswith(f"{full.id}.mp4") and Path(row.working_path).exists()
         frames = decoded_video_frames(on_tiny_disk)
-        assert frames >= 15, f"{frames} video frames decoded from the {written} bytes written"
+        assert frames >= 15, f"{frames} video frames decoded from the {written} bytes written: {_probe(on_tiny_disk)}"
 
         # The room and the other recording run on.
         assert str(full.id) not in worker.egress.recorders and str(other.id) in worker.egress.recorders
@@ -116,3 +116,16 @@ async def _grown(path: Path, size: int) -> bool:
 async def _finished(recording_id) -> Recording | None:
     recording = await recording_row(recording_id)
     return recording if recording.status in (Recording.Status.COMPLETED, Recording.Status.FAILED) else None
+
+
+def _probe(path: Path) -> str:
+    """What ffprobe reads of ``path`` (streams, packets counted, errors), for a failure message."""
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_packets", "-count_frames", "-show_entries",
+         "stream=codec_name,width,height,nb_read_packets,nb_read_frames,extradata_size", "-of", "compact",
+         str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return (probe.stdout + probe.stderr)[-2000:]
