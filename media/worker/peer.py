@@ -45,6 +45,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from media.worker import db
 from media.worker.encoder import H264, VIDEO_CODECS, VP8, VideoOutputGroup
 from media.worker.ice import announce_address, restrict_host_addresses, rtc_configuration
+from media.worker.inputs import decode_directly
 from media.worker.jitter import release_frames_on_marker
 from media.worker.remb import throttle_remb
 from media.worker.room import MemberMedia, RoomMixer
@@ -308,6 +309,7 @@ class MemberPeer:
             transceiver.setCodecPreferences(codec_preferences(self.video_codec))
         elif media.kind == "video" and offered_video_codecs(media):
             transceiver.setCodecPreferences(codec_preferences(*offered_video_codecs(media)))
+        decode_directly(transceiver.receiver)  # decoded frames reach the room without the loop (media.worker.inputs)
         if media.kind == "video":
             release_frames_on_marker(transceiver.receiver)  # decode a frame at its last packet (media.worker.jitter)
             throttle_remb(transceiver.receiver)  # REMB at most every 200 ms unless it drops 3 % (media.worker.remb)

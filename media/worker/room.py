@@ -1,8 +1,9 @@
 """``RoomMixer``: the live media of one room session on this worker (DESIGN §6).
 
-Inputs: every member's received tracks, drained continuously (aiortc's receiver queues are unbounded): the
-latest decoded ``av.VideoFrame`` per member and a small jitter buffer (≤ 100 ms) of 20 ms mono 48 kHz int16
-audio frames per member.
+Inputs: the latest decoded ``av.VideoFrame`` per member and a small jitter buffer (≤ 100 ms) of 20 ms mono 48 kHz
+int16 audio frames per member. A receiver's frames are decoded without the event loop (``media.worker.inputs``):
+video in the input's decoder thread straight into ``latest_video``, audio in the room's audio thread once per
+tick; any other track (a playback's) is drained continuously.
 
 Video: a loop at the room's fps recomputes the layers only when membership, positions, mute, the floor or the
 layout change (``media.mixer.layouts.compute_layers``, emitting ``layout.changed``), then composites
@@ -50,6 +51,7 @@ from media.worker.encoder import (
     quality_bitrate_bps,
     video_output_groups,
 )
+from media.worker.inputs import AudioSink, MonoPcm, VideoSink, input_sink
 from media.worker.jitter import MarkerJitterBuffer, decode_gate
 from media.worker.tracks import AUDIO_RATE_HZ, AUDIO_SAMPLES, AUDIO_TIME_BASE, MixedAudioTrack, PacketVideoTrack
 
@@ -97,6 +99,9 @@ class MemberMedia:
     input_tasks: list[asyncio.Task] = field(default_factory=list)
     # The video input's decode gate (media.worker.jitter): paused while the member's video is not on the canvas.
     video_gate: MarkerJitterBuffer | None = None
+    # Received inputs decoded without the event loop (media.worker.inputs); None for a drained track.
+    video_sink: VideoSink | None = None
+    audio_sink: AudioSink | None = None
 
     @property
     def receives_video(self) -> bool:
@@ -116,39 +121,15 @@ class MemberMedia:
                 setattr(self, name, value)
 
 
-class MonoPcm:
-    """A member's decoded audio → 20 ms chunks of 48 kHz mono int16 (``AUDIO_SAMPLES`` samples each).
-
-    aiortc's Opus decoder hands out packed s16 stereo at 48 kHz; those frames are averaged to mono with numpy
-    ((L + R) / 2, as libswresample downmixes by default, within one LSB), about a third of the cost of a resampler
-    on the event loop. Any other format goes through ``av.AudioResampler``. Frames of other sizes are re-chunked.
-    """
-
-    def __init__(self) -> None:
-        self._resampler: av.AudioResampler | None = None
-        self._carry = np.zeros(0, dtype=np.int16)
-
-    def chunks(self, frame: av.AudioFrame) -> list[np.ndarray]:
-        channels = len(frame.layout.channels)
-        if (
-            self._resampler is None
-            and frame.format.name == "s16"
-            and frame.sample_rate == AUDIO_RATE_HZ
-            and channels <= 2
-        ):
-            samples = frame.to_ndarray().reshape(-1)
-            if channels == 2:
-                samples = ((samples[0::2].astype(np.int32) + samples[1::2]) >> 1).astype(np.int16)
-        else:
-            if self._resampler is None:
-                self._resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE_HZ)
-            resampled = [out.to_ndarray().reshape(-1) for out in self._resampler.resample(frame)]
-            samples = np.concatenate(resampled).astype(np.int16, copy=False) if resampled else self._carry[:0]
-        if self._carry.size:
-            samples = np.concatenate((self._carry, samples))
-        count = samples.shape[0] // AUDIO_SAMPLES
-        self._carry = samples[count * AUDIO_SAMPLES :].copy()
-        return [samples[i * AUDIO_SAMPLES : (i + 1) * AUDIO_SAMPLES] for i in range(count)]
+def _decode_audio(sinks: list[tuple[MemberMedia, AudioSink]]) -> list[tuple[MemberMedia, list[np.ndarray]]]:
+    """Audio executor thread: decode what each member's audio input received since the last tick."""
+    decoded = []
+    for member, sink in sinks:
+        try:
+            decoded.append((member, sink.decode_pending()))
+        except Exception:
+            logger.exception("audio input error member_id=%s", member.member_id)
+    return decoded
 
 
 def _encode_mixes(mixes: list[tuple[MixedAudioTrack, np.ndarray]]) -> list[tuple[MixedAudioTrack, list]]:
@@ -268,6 +249,9 @@ class RoomMixer:
             return
         for task in member.input_tasks:
             task.cancel()
+        for sink in (member.video_sink, member.audio_sink):
+            if sink is not None and sink.member is member:
+                sink.unbind()
         for track in (member.video_out, member.audio_out):
             if track is not None:
                 track.stop()
@@ -305,11 +289,19 @@ class RoomMixer:
         member = self.members.get(member_id)
         if member is None:
             return
+        sink = input_sink(track)
         if track.kind == "video":
             member.has_video_input = True
             member.video_gate = decode_gate(track)
             self._layout_dirty = True
-            member.input_tasks.append(asyncio.ensure_future(self._drain_video(member, track)))
+            if isinstance(sink, VideoSink):
+                member.video_sink = sink
+                sink.bind(member)
+            else:
+                member.input_tasks.append(asyncio.ensure_future(self._drain_video(member, track)))
+        elif isinstance(sink, AudioSink):
+            member.audio_sink = sink
+            sink.bind(member)
         else:
             member.input_tasks.append(asyncio.ensure_future(self._drain_audio(member, track)))
 
@@ -477,11 +469,17 @@ class RoomMixer:
             gate = member.video_gate
             if gate is None:
                 continue
+            sink = member.video_sink
             if member.member_id in shown and not member.video_muted:
+                if sink is not None and gate.paused:
+                    sink.show()
                 gate.resume()
             elif not gate.paused:
                 gate.pause()
-                member.latest_video = None
+                if sink is not None:
+                    sink.clear()  # also keeps a frame still in the decoder from coming back
+                else:
+                    member.latest_video = None
 
     async def _video_tick(self, loop) -> None:
         outputs = [m.video_out for m in self.members.values() if m.video_out is not None]
@@ -554,6 +552,22 @@ class RoomMixer:
                 await asyncio.sleep(delay)
             elif delay < -0.2:
                 next_s = loop.time()  # stalled > 200 ms: resynchronise instead of bursting
+            sinks = [
+                (member, member.audio_sink)
+                for member in self.members.values()
+                if member.audio_sink is not None and member.audio_sink.has_pending
+            ]
+            if sinks:
+                try:
+                    decoded = await loop.run_in_executor(self._audio_executor, _decode_audio, sinks)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("audio decode failed room_session_id=%s", self.room_session_id)
+                    decoded = []
+                for member, chunks in decoded:
+                    member.audio_buffer.extend(chunks)
+                    member.audio_frames_in += len(chunks)
             try:
                 full, mixes = self._audio_tick()
             except Exception:

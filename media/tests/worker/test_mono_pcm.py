@@ -6,7 +6,7 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from media.worker.room import MonoPcm
+from media.worker.inputs import MonoPcm
 from media.worker.tracks import AUDIO_RATE_HZ, AUDIO_SAMPLES
 
 
