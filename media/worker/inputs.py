@@ -169,6 +169,7 @@ class AudioSink(InputSink):
         self._decoder = None
         self._codec_name: str | None = None
         self._mono = None
+        self._opus = False
 
     def accept(self, codec, encoded_frame) -> None:
         self._pending.append((codec, encoded_frame))
@@ -188,11 +189,9 @@ class AudioSink(InputSink):
             codec, encoded_frame = self._pending.popleft()
             if codec.name != self._codec_name:
                 self._decoder, self._codec_name, self._mono = _audio_decoder(codec), codec.name, MonoPcm()
+                self._opus = codec.name.lower() == "opus"  # PyAV's decoder takes packets, aiortc's JitterFrames
             try:
-                if self._codec_name.lower() == "opus":
-                    frames = self._decoder.decode(av.Packet(encoded_frame.data))
-                else:
-                    frames = self._decoder.decode(encoded_frame)
+                frames = self._decoder.decode(av.Packet(encoded_frame.data) if self._opus else encoded_frame)
             except av.FFmpegError as error:
                 self._report_decode_error(codec, error)
                 continue
