@@ -27,6 +27,9 @@ Replies and worker-originated messages to a member's socket (``reply_channel``),
 - ``media.server_offer``: ``member_id``, ``sdp`` — the worker renegotiates (promotion, screen share track);
   the consumer forwards it as a ``webrtc.offer`` notification and relays the browser's ``webrtc.answer``
   back as command ``media.server_answer`` (``member_id``, ``sdp``).
+- ``media.sender_constraints``: ``room_session_id``, ``member_id``, ``width``, ``height`` (px: the size the
+  member's camera is drawn at on the canvas), ``max_framerate`` (the canvas fps) — forwarded as the
+  ``webrtc.sender_constraints`` notification; the SDK scales its camera encoding down to it.
 - ``media.member_dropped``: ``room_session_id``, ``member_id``, ``reason`` — the worker no longer carries the
   member's media: ``ice_timeout`` (ICE did not connect within 20 s), ``ice_failed``, ``worker_shutdown`` (the
   worker is stopping and released the session: rejoin to be placed on another worker) or ``session_end``.
@@ -56,6 +59,7 @@ ANSWER = "media.answer"
 ERROR = "media.error"
 SERVER_OFFER = "media.server_offer"
 MEMBER_DROPPED = "media.member_dropped"
+SENDER_CONSTRAINTS = "media.sender_constraints"
 
 # How long the signalling side waits for a worker's answer before ``-32010 media_unavailable``.
 ANSWER_TIMEOUT_SECONDS = 10.0

@@ -190,6 +190,20 @@ def _crop(src_w: int, src_h: int, cell_w: int, cell_h: int) -> tuple[int, int, i
     return ((src_w - w) // 4) * 2, ((src_h - h) // 4) * 2, w, h
 
 
+def drawn_size(src_w: int, src_h: int, cell_w: int, cell_h: int, *, zoom: bool) -> tuple[int, int]:
+    """The size, px (even), at which a ``src_w``×``src_h`` picture is drawn into a ``cell_w``×``cell_h`` cell:
+    the letterboxed content, or with ``zoom`` the whole picture scaled to cover the cell (before the centre crop).
+
+    A sender sending more than this wastes its uplink and the worker's decode and scale: the worker asks each
+    member for it (``webrtc.sender_constraints``, ``media.worker.room.RoomMixer``). The aspect is the source's.
+    """
+    if zoom:
+        scale = max(cell_w / src_w, cell_h / src_h)
+        return max(2, int(round(src_w * scale / 2)) * 2), max(2, int(round(src_h * scale / 2)) * 2)
+    _, _, w, h = _letterbox(src_w, src_h, cell_w, cell_h)
+    return w, h
+
+
 class Compositor:
     """Draws layers onto a ``width_px``×``height_px`` yuv420p canvas (both even).
 

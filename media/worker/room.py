@@ -64,6 +64,8 @@ PREVIEW_INTERVAL_S = 5.0
 BITRATE_INTERVAL_S = 2.0
 PREVIEW_WIDTH_PX = 320
 EGRESS_QUEUE_SIZE = 300
+# A member is asked again for its drawn size only when that size moved by more than this share (either side).
+SENDER_CONSTRAINTS_TOLERANCE = 0.08
 FLOOR_LAYOUTS = frozenset({"highlight-1-responsive", "5up", "1up_top_left+7", "1up_top_left+9"})
 
 
@@ -102,6 +104,8 @@ class MemberMedia:
     # Received inputs decoded without the event loop (media.worker.inputs); None for a drained track.
     video_sink: VideoSink | None = None
     audio_sink: AudioSink | None = None
+    # The last ``webrtc.sender_constraints`` asked of the member: (width px, height px, max framerate).
+    sender_constraints: tuple[int, int, int] | None = None
 
     @property
     def receives_video(self) -> bool:
@@ -194,6 +198,9 @@ class RoomMixer:
         # Render time per canvas frame in ms (composite + every encode), and the composite stage alone.
         self.composite_ms: collections.deque = collections.deque(maxlen=300)
         self.compose_ms: collections.deque = collections.deque(maxlen=300)
+        # Set by the worker: ``(member_id, {"width", "height", "max_framerate"})`` on the event loop, to send the
+        # member a ``webrtc.sender_constraints`` notification (see ``_ask_senders``).
+        self.on_sender_constraints: Callable[[str, dict[str, int]], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -481,6 +488,41 @@ class RoomMixer:
                 else:
                     member.latest_video = None
 
+    def _ask_senders(self) -> None:
+        """Ask each shown member to send its camera at the size it is drawn and at most at the canvas fps.
+
+        The size is ``compositor.drawn_size`` of the member's decoded picture in its layer (its aspect, the
+        layer's fit); a member is asked again only when that size moves by more than
+        ``SENDER_CONSTRAINTS_TOLERANCE``. Members not shown, screen shares and playbacks are not asked (a
+        member coming back on the canvas keeps its last size until its picture is decoded again). The browser
+        SDK applies it with ``RTCRtpSender.setParameters`` (``scaleResolutionDownBy``, ``maxFramerate``), never
+        above what it captures.
+        """
+        if self.on_sender_constraints is None:
+            return
+        for layer in self.layers:
+            member = self.members.get(layer.member_id) if layer.member_id else None
+            if member is None or member.kind != "member" or member.video_muted:
+                continue
+            frame = member.latest_video
+            if frame is None or layer.width < 2 or layer.height < 2:
+                continue
+            width, height = compositor.drawn_size(
+                frame.width, frame.height, layer.width, layer.height, zoom=layer.zoom
+            )
+            last = member.sender_constraints
+            if (
+                last is not None
+                and last[2] == self.fps
+                and abs(width - last[0]) <= SENDER_CONSTRAINTS_TOLERANCE * last[0]
+                and abs(height - last[1]) <= SENDER_CONSTRAINTS_TOLERANCE * last[1]
+            ):
+                continue
+            member.sender_constraints = (width, height, self.fps)
+            self.on_sender_constraints(
+                member.member_id, {"width": width, "height": height, "max_framerate": self.fps}
+            )
+
     async def _video_tick(self, loop) -> None:
         outputs = [m.video_out for m in self.members.values() if m.video_out is not None]
         if not outputs and not self._egress and not self.preview_enabled:
@@ -488,6 +530,7 @@ class RoomMixer:
         if self._layout_dirty:
             self.relayout()
         self._gate_decoders()
+        self._ask_senders()
         tiles = {}
         for layer in self.layers:
             member = self.members.get(layer.member_id) if layer.member_id else None

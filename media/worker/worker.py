@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable
 from typing import Any
@@ -67,6 +68,7 @@ class MediaWorker:
         self._queues: dict[str, asyncio.Queue] = {}
         self._session_tasks: dict[str, asyncio.Task] = {}
         self._tasks: list[asyncio.Task] = []
+        self._notices: set[asyncio.Task] = set()  # member notifications in flight (sender constraints)
         self.egress = EgressSupervisor()
         self.started = False
 
@@ -286,6 +288,7 @@ class MediaWorker:
             await self._send(owner, {**message, "forwarded": True})
             return None
         room = RoomMixer(config)
+        room.on_sender_constraints = functools.partial(self._sender_constraints, room_session_id)
         room.start()
         self.rooms[room_session_id] = room
         self.peers[room_session_id] = {}
@@ -615,6 +618,21 @@ class MediaWorker:
             return
         self.peers[room_session_id][member_id] = peer
         await self._answer(message, answer)
+
+    def _sender_constraints(self, room_session_id: str, member_id: str, constraints: dict[str, int]) -> None:
+        """The room asks a member for a send size and framerate: ``media.sender_constraints`` to its socket."""
+        peer = self.peers.get(room_session_id, {}).get(member_id)
+        if peer is None or not peer.reply_channel:
+            return
+        payload = {
+            "type": protocol.SENDER_CONSTRAINTS,
+            "room_session_id": room_session_id,
+            "member_id": member_id,
+            **constraints,
+        }
+        task = asyncio.ensure_future(self._send(peer.reply_channel, payload))
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     async def _member_update(self, room: RoomMixer, message: dict) -> None:
         member_id = str(message.get("member_id") or "")

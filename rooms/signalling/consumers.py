@@ -4,7 +4,8 @@
 The consumers stay thin: validate a frame, dispatch to one handler, call a service through
 ``database_sync_to_async``, forward group events. Channel-layer messages handled here:
 ``parley.event`` (``rooms.events``), ``media.answer`` / ``media.error`` (replies of the media worker, matched by
-``request_id``) and ``media.server_offer`` (worker-initiated renegotiation, forwarded as ``webrtc.offer``).
+``request_id``) and ``media.server_offer`` (worker-initiated renegotiation, forwarded as ``webrtc.offer``),
+``media.sender_constraints`` (forwarded as ``webrtc.sender_constraints``).
 """
 
 from __future__ import annotations
@@ -473,6 +474,18 @@ class VideoConsumer(_Dispatch, AsyncWebsocketConsumer):
         await self.send_json(
             rpc.notification("webrtc.offer", {"member_id": message.get("member_id"), "sdp": message.get("sdp")})
         )
+
+    async def media_sender_constraints(self, message: dict) -> None:
+        """The worker asks the member to send its camera at most at ``width``×``height`` px and
+        ``max_framerate`` fps (the size it is drawn at on the canvas): a ``webrtc.sender_constraints``
+        notification, applied by the SDK with ``RTCRtpSender.setParameters``."""
+        params = {"member_id": message.get("member_id")}
+        for name in ("width", "height", "max_framerate"):
+            value = message.get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                return
+            params[name] = value
+        await self.send_json(rpc.notification("webrtc.sender_constraints", params))
 
     async def media_member_dropped(self, message: dict) -> None:
         """The worker no longer carries a member's media (``ice_timeout``, ``ice_failed``, ``worker_shutdown``,

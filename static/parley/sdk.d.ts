@@ -1,6 +1,13 @@
 // Types of Parley's browser SDK (static/parley/sdk.js). Wire objects (members, layouts, recordings…) keep the
 // server's snake_case field names, as SignalWire's event payloads do.
 
+/** `webrtc.sender_constraints`: the size (px) the member's camera is drawn at on the canvas, and the canvas fps. */
+export interface SenderConstraints {
+  width: number;
+  height: number;
+  max_framerate: number;
+}
+
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "silent";
 export type VideoPosition = "auto" | `reserved-${number}` | `standard-${number}` | "off-canvas" | "playback" | "full-screen";
 export type VideoPositions = Record<string, VideoPosition>;
@@ -228,6 +235,8 @@ export interface RoomSessionEvents {
   "media.reconnecting": () => void;
   "media.unavailable": (e: { code: number; message: string; data?: Record<string, unknown> }) => void;
   "media.devices_unavailable": (e: { error: unknown }) => void;
+  /** The camera sender now follows the media worker's `webrtc.sender_constraints`. */
+  "media.sender_constraints": (e: SenderConstraints & { scaleResolutionDownBy: number }) => void;
   "camera.updated": (e: { previous: { deviceId: string | null; label: string | null }; current: { deviceId: string; label: string } }) => void;
   "microphone.updated": (e: { previous: { deviceId: string | null; label: string | null }; current: { deviceId: string; label: string } }) => void;
   "speaker.updated": (e: { previous: { deviceId: string | null }; current: { deviceId: string } }) => void;
@@ -251,6 +260,8 @@ export declare class RoomSession {
   readonly localStream: MediaStream | undefined;
   readonly remoteStream: MediaStream | undefined;
   readonly peerConnection: RTCPeerConnection | null;
+  /** The media worker's last `webrtc.sender_constraints`: the camera's drawn size (px) and the canvas fps. */
+  readonly senderConstraints: SenderConstraints | null;
   readonly videoElement: HTMLVideoElement | null;
   readonly members: Map<string, Member>;
   readonly member: Member | null;

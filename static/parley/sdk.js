@@ -282,6 +282,8 @@ export class RoomSession extends Emitter {
     this.localStream = undefined;
     this.remoteStream = undefined;
     this.peerConnection = null;
+    /** The media worker's last `webrtc.sender_constraints` `{width, height, max_framerate}`, or null. */
+    this.senderConstraints = null;
     this.videoElement = null;
     this.members = new Map();
     this.layout = null;
@@ -444,6 +446,9 @@ export class RoomSession extends Emitter {
       this._onEvent(msg.params.event_type, msg.params.params || {}, msg.params);
     } else if (msg.method === "webrtc.offer" && msg.params) {
       this._queueMedia(() => this._onServerOffer(msg.params), "renegotiation failed");
+    } else if (msg.method === "webrtc.sender_constraints" && msg.params) {
+      const own = !msg.params.member_id || msg.params.member_id === this.memberId;
+      if (own) this._queueMedia(() => this._applySenderConstraints(msg.params), "sender constraints failed");
     } else if (msg.method) {
       this._log("debug", "unhandled notification", msg.method);
     }
@@ -795,6 +800,7 @@ export class RoomSession extends Emitter {
     }
     this.emit("localMedia.updated", { audio: !!this.localAudioTrack, video: !!this.localVideoTrack });
     if (!attached) return;
+    await this._applySenderConstraints().catch((err) => this._log("warn", "sender constraints failed", err));
     // The worker's own offer normally follows the promotion; only when none has made the tracks flow by then
     // (it was answered before they were attached) does this side offer.
     setTimeout(
@@ -1229,6 +1235,34 @@ export class RoomSession extends Emitter {
     return device;
   }
 
+  /**
+   * Apply the media worker's `webrtc.sender_constraints {width, height, max_framerate}` (px, fps): the camera is
+   * encoded at most at the size its tile is drawn at (`scaleResolutionDownBy` = max(1, min(captured width /
+   * width, captured height / height)); never above what the camera captures) and at most at the canvas fps
+   * (`maxFramerate`). Kept and applied again when the camera track changes (`updateCamera`, promotion).
+   * Emits `media.sender_constraints {width, height, max_framerate, scaleResolutionDownBy}` once applied.
+   */
+  async _applySenderConstraints(constraints = this.senderConstraints) {
+    const { width, height, max_framerate: maxFramerate } = constraints || {};
+    if (!(width > 0 && height > 0)) return;
+    this.senderConstraints = { width, height, max_framerate: maxFramerate };
+    const track = this.localVideoTrack;
+    const sender = track && this.peerConnection?.getSenders().find((s) => s.track === track);
+    const captured = track?.getSettings() || {};
+    if (!sender || !(captured.width > 0 && captured.height > 0)) return;
+    const params = sender.getParameters();
+    if (!params.encodings?.length) return;
+    const scale = Math.max(1, Math.min(captured.width / width, captured.height / height));
+    const encoding = params.encodings[0];
+    encoding.scaleResolutionDownBy = Math.round(scale * 100) / 100;
+    if (maxFramerate > 0) encoding.maxFramerate = maxFramerate;
+    await sender.setParameters(params);
+    this.emit("media.sender_constraints", {
+      ...this.senderConstraints,
+      scaleResolutionDownBy: encoding.scaleResolutionDownBy,
+    });
+  }
+
   // ---------------------------------------------------------------- devices
 
   async _replaceLocalTrack(kind, constraints) {
@@ -1244,6 +1278,7 @@ export class RoomSession extends Emitter {
     this.localStream.addTrack(track);
     const sender = this.peerConnection?.getSenders().find((s) => s.track?.kind === kind || (!s.track && old));
     if (sender) await sender.replaceTrack(track);
+    if (kind === "video" && sender) await this._applySenderConstraints().catch((err) => this._log("warn", "sender constraints failed", err));
     return track;
   }
 

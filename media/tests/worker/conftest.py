@@ -57,7 +57,13 @@ def make_member(db):
 
 
 async def receive(layer, channel: str, timeout_s: float = REPLY_TIMEOUT_S) -> dict:
-    return await asyncio.wait_for(layer.receive(channel), timeout_s)
+    """The next message on ``channel``, skipping ``media.sender_constraints`` (the worker sends one to a member's
+    reply channel whenever its tile size changes; ``test_sender_constraints.py`` reads them)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") != protocol.SENDER_CONSTRAINTS:
+                return message
 
 
 async def request(layer, message: dict, *, channel: str = protocol.CONTROL_CHANNEL) -> dict:

@@ -5,6 +5,7 @@ channel the command goes to and replying on ``reply_channel``."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from channels.db import database_sync_to_async
@@ -164,6 +165,30 @@ async def test_a_dropped_media_connection_is_reported_to_the_member(project, roo
     )
     event = await host.event("media.dropped")
     assert event["reason"] == "ice_timeout"
+    await host.close()
+
+
+async def test_sender_constraints_are_forwarded_to_the_member_and_malformed_ones_dropped(project, room):
+    host = await joined(project, "standup")
+    member = await database_sync_to_async(Member.objects.get)(id=host.member_id)
+    layer = get_channel_layer()
+    base = {"type": protocol.SENDER_CONSTRAINTS, "room_session_id": host.room_session_id, "member_id": host.member_id}
+    # Malformed (a worker bug must not reach the browser as garbage): a string, a bool, a zero.
+    for bad in ({"width": "426", "height": 240}, {"width": True, "height": 240}, {"width": 0, "height": 240}):
+        await layer.send(member.channel_name, {**base, **bad, "max_framerate": 15})
+    await layer.send(member.channel_name, {**base, "width": 426, "height": 240, "max_framerate": 15})
+    notices = []
+    async with asyncio.timeout(20):
+        while not notices:
+            candidate = json.loads(await host.ws.receive_from(timeout=20))
+            if candidate.get("method") == "webrtc.sender_constraints":
+                notices.append(candidate)
+    assert notices[0] == {
+        "jsonrpc": "2.0",
+        "method": "webrtc.sender_constraints",
+        "params": {"member_id": host.member_id, "width": 426, "height": 240, "max_framerate": 15},
+    }
+    assert (await host.call("room.get_members"))["result"]["members"]  # the socket is still fine
     await host.close()
 
 
