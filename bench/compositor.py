@@ -14,7 +14,11 @@ down-scales; ``nearest``: ``cv2.INTER_NEAREST``). Times are ms per output frame,
 process CPU time (all threads) first, wall-clock in brackets. Ratios are taken on CPU time, which is the cost
 that limits rooms per core and is far less disturbed than wall time on a shared machine; wall ratios follow
 in brackets.
-Run: ``.venv/bin/python bench/compositor.py [--quick]`` (about 30 s on an idle box, ``--quick`` about 15 s).
+``--tile-inputs``: every input is already at its tile's drawn size (426x240 in 3x3, 320x180 in 4x4), as members
+honouring the media worker's ``webrtc.sender_constraints`` send it; both sides then place pictures without
+scaling them (FFmpeg's ``scale`` passes a same-size frame through).
+Run: ``.venv/bin/python bench/compositor.py [--quick] [--tile-inputs]`` (about 30 s on an idle box, ``--quick``
+about 15 s).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from media.mixer.compositor import Compositor, Tile  # noqa: E402
+from media.mixer.compositor import Compositor, Tile, drawn_size  # noqa: E402
 from media.mixer.layouts import LayoutMember, compute_layers  # noqa: E402
 
 OUT_W, OUT_H = 1280, 720
@@ -73,7 +77,7 @@ def textured_frames(count: int, seed: int) -> list[av.VideoFrame]:
 class FfmpegComposite:
     """The same composite with libavfilter: N buffers → scale to each layer's letterboxed size → xstack → pad."""
 
-    def __init__(self, layers, template: av.VideoFrame) -> None:
+    def __init__(self, layers, templates: list[av.VideoFrame]) -> None:
         self.graph = graph = av.filter.Graph()
         self.sources = []
         positions = []
@@ -83,7 +87,7 @@ class FfmpegComposite:
             "xstack", f"inputs={n}:layout=" + "|".join(f"{lay.x}_{lay.y}" for lay in layers) + ":fill=black"
         )
         for i, layer in enumerate(layers):
-            source = graph.add_buffer(template=template)
+            source = graph.add_buffer(template=templates[i])
             scale = graph.add("scale", f"{layer.width}:{layer.height}:flags=bilinear")
             source.link_to(scale)
             scale.link_to(stack, 0, i)
@@ -134,16 +138,23 @@ class Timer:
         self.cpu += time.process_time() - self._c
 
 
-def run_case(n: int, layout: str, reps: int, runs: int) -> dict:
+def run_case(n: int, layout: str, reps: int, runs: int, tile_inputs: bool = False) -> dict:
     """Median ms per frame ``(wall, cpu)`` of each stage for one tile count, pipelines interleaved run by run."""
+    members = [LayoutMember(id=f"m{i}", name=f"Member {i}", join_order=i) for i in range(n)]
+    layers = compute_layers(layout, members, canvas_w=OUT_W, canvas_h=OUT_H)
+    if [layer.member_id for layer in layers] != [m.id for m in members]:
+        raise RuntimeError(f"{layout}: layers are not in member order")
     streams = [textured_frames(30, seed) for seed in range(n)]
+    if tile_inputs:
+        sizes = [drawn_size(IN_W, IN_H, layer.width, layer.height, zoom=False) for layer in layers]
+        streams = [
+            [f.reformat(width=w, height=h) for f in frames] for frames, (w, h) in zip(streams, sizes, strict=True)
+        ]
     for frames in streams:
         for frame in frames:
             frame.time_base = fractions.Fraction(1, FPS)
-    members = [LayoutMember(id=f"m{i}", name=f"Member {i}", join_order=i) for i in range(n)]
-    layers = compute_layers(layout, members, canvas_w=OUT_W, canvas_h=OUT_H)
     compositors = {label: Compositor(OUT_W, OUT_H, interpolation=interp) for label, interp in MODES.items()}
-    ffmpeg = FfmpegComposite(layers, streams[0][0])
+    ffmpeg = FfmpegComposite(layers, [frames[0] for frames in streams])
     encoders = {label: make_encoder() for label in (*MODES, "ffmpeg")}
     tick = 0
 
@@ -177,13 +188,15 @@ def run_case(n: int, layout: str, reps: int, runs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames per run")
+    parser.add_argument("--tile-inputs", action="store_true", help="inputs at their tiles' drawn sizes")
     args = parser.parse_args()
     reps, runs = (20, 2) if args.quick else (30, 4)
     Compositor(2, 2)  # applies the compositor's OpenCV thread setting before it is printed
     print(
         f"PyAV {av.__version__}, libavfilter {'.'.join(map(str, av.library_versions['libavfilter']))}, "
         f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), load average {os.getloadavg()[0]:.1f}; "
-        f"{reps} frames x {runs} runs, median ms per output frame: CPU [wall]; ratios on CPU time [wall]"
+        f"{reps} frames x {runs} runs, median ms per output frame: CPU [wall]; ratios on CPU time [wall]; "
+        f"inputs {'at their tiles drawn sizes' if args.tile_inputs else f'{IN_W}x{IN_H}'}"
     )
     header = (
         f"{'tiles':>5} {'compositor':>10} | {'composite':>14} {'ffmpeg graph':>14} {'(a) x':>12} | "
@@ -193,7 +206,7 @@ def main() -> None:
     print("-" * len(header))
     met = {mode: True for mode in MODES}
     for n, layout in CASES:
-        r = run_case(n, layout, reps, runs)
+        r = run_case(n, layout, reps, runs, args.tile_inputs)
         ff, ff_enc = r["ffmpeg"], r["ffmpeg+enc"]
         for mode in MODES:
             own, enc = r[mode], r[mode + "+enc"]

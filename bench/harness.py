@@ -41,6 +41,7 @@ import stamps  # noqa: E402  (bench/stamps.py)
 
 BOT_W, BOT_H, BOT_FPS = stamps.SOURCE_W, stamps.SOURCE_H, 30
 BOT_BITRATE_BPS = 600_000
+MIN_BOT_BITRATE_BPS = 100_000
 WORKER_CPU, BOTS_CPU = 0, 1
 
 
@@ -145,18 +146,23 @@ def django_setup(data_dir: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- bots
-def bot_payloads() -> list[bytes]:
+def bot_payloads(size: tuple[int, int] = (BOT_W, BOT_H)) -> list[bytes]:
     """``STAMP_PERIOD`` pre-encoded 640x360 H.264 frames (x264 ultrafast baseline, 600 kb/s, GOP 60): a panning
-    gradient and a moving disc, frame ``i`` stamped with ``i``; frame 0 is an IDR so the loop wraps cleanly."""
+    gradient and a moving disc, frame ``i`` stamped with ``i``; frame 0 is an IDR so the loop wraps cleanly.
+
+    ``size``: ``(width, height)`` px to send instead, as a browser honouring ``webrtc.sender_constraints`` does
+    (``scaleResolutionDownBy``): the 640x360 picture is drawn, stamped, then scaled down (``INTER_AREA``), and
+    the bitrate scales with the pixel count (at least ``MIN_BOT_BITRATE_BPS``)."""
     import av
     import cv2
     import numpy as np
 
+    width, height = size
     codec = av.CodecContext.create("libx264", "w")
-    codec.width, codec.height, codec.pix_fmt = BOT_W, BOT_H, "yuv420p"
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.time_base = fractions.Fraction(1, 90000)
     codec.framerate = fractions.Fraction(BOT_FPS, 1)
-    codec.bit_rate = BOT_BITRATE_BPS
+    codec.bit_rate = max(MIN_BOT_BITRATE_BPS, BOT_BITRATE_BPS * width * height // (BOT_W * BOT_H))
     codec.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline", "bf": "0"}
     codec.gop_size = 60
     yy, xx = np.mgrid[0:BOT_H, 0 : BOT_W + 256].astype(np.float32)
@@ -169,6 +175,8 @@ def bot_payloads() -> list[bytes]:
         cx = int(BOT_W / 2 + BOT_W / 3 * np.sin(i / 11.0))
         cv2.circle(image, (cx, BOT_H * 2 // 3), BOT_H // 6, (230, 190, 160), -1)
         stamps.draw_stamp(image, i)
+        if (width, height) != (BOT_W, BOT_H):
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
         frame.pts = i * 3000
         frame.time_base = codec.time_base
@@ -242,10 +250,10 @@ async def _bots(conn, indices: list[int]) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-    from media.worker.jitter import release_frames_on_marker
+    from media.worker.jitter import is_keyframe, release_frames_on_marker
 
     aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=False: ["127.0.0.1"]
-    payloads = bot_payloads()
+    loops = {(BOT_W, BOT_H): bot_payloads()}  # pre-encoded loops by size
     h264 = [
         c
         for c in RTCRtpSender.getCapabilities("video").codecs
@@ -261,13 +269,21 @@ async def _bots(conn, indices: list[int]) -> None:
             self._index = index
             self._n = 0
             self._start: float | None = None
+            self.size = (BOT_W, BOT_H)
+            self.payloads = loops[self.size]
+            self.next_size: tuple[int, int] | None = None  # switched to at that loop's next keyframe
+            self.switched = asyncio.Event()
 
         async def recv(self):
             if self._start is None:
                 self._start = time.monotonic()
             await asyncio.sleep(max(0.0, self._start + self._n / BOT_FPS - time.monotonic()))
             stamp = self._n % stamps.STAMP_PERIOD
-            packet = av.Packet(payloads[stamp])
+            if self.next_size is not None and is_keyframe(loops[self.next_size][stamp]):
+                self.size, self.next_size = self.next_size, None
+                self.payloads = loops[self.size]
+                self.switched.set()
+            packet = av.Packet(self.payloads[stamp])
             packet.pts = self._n * (90000 // BOT_FPS)
             packet.time_base = fractions.Fraction(1, 90000)
             self._n += 1
@@ -337,9 +353,11 @@ async def _bots(conn, indices: list[int]) -> None:
 
         receiver._handle_rtp_packet = counting
 
+    tracks: dict[int, PreEncodedTrack] = {}
     for i in indices:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        video = pc.addTransceiver(PreEncodedTrack(i), direction="sendrecv")
+        tracks[i] = PreEncodedTrack(i)
+        video = pc.addTransceiver(tracks[i], direction="sendrecv")
         video.setCodecPreferences(h264)
         # No REMB from the bots: a bot starved of CPU would report a collapsing estimate and the worker would
         # lower the room's bitrate (and its own cost); the worker is measured at the room quality's bitrate.
@@ -375,6 +393,19 @@ async def _bots(conn, indices: list[int]) -> None:
             if i > 0:
                 count_frames_only(i, transceiver.receiver)
     conn.send(("connected", 0, ""))
+    # The sizes the worker asked for (``{bot: [width, height]}``; empty when the bench ignores them): encode a
+    # loop per size (this process's CPU), switch at the next keyframe, and tell the parent once every bot did.
+    _, _, asked = await loop.run_in_executor(None, conn.recv)
+    for i, (width, height) in json.loads(asked).items():
+        # As the SDK does: scaleResolutionDownBy = max(1, min(captured / asked)), 2 decimals; even sizes here.
+        scale = round(max(1.0, min(BOT_W / width, BOT_H / height)), 2)
+        size = (int(BOT_W / scale) // 2 * 2, int(BOT_H / scale) // 2 * 2)
+        if size not in loops:
+            loops[size] = await loop.run_in_executor(None, bot_payloads, size)
+        if size != tracks[int(i)].size:
+            tracks[int(i)].next_size = size
+            await asyncio.wait_for(tracks[int(i)].switched.wait(), 30)
+    conn.send(("sizes", 0, json.dumps({i: track.size for i, track in tracks.items()})))
     _, _, rects = await loop.run_in_executor(None, conn.recv)  # start, with the probe's tile rects
     probe["reader"] = stamps.TileStampReader(
         [(int(bot), tuple(rect)) for bot, rect in json.loads(rects)] if 0 in indices else []
@@ -418,7 +449,8 @@ class BotRoom:
     packets, and bots 1..N-1 in another, both pinned to ``bots_cpu``.
 
     ``await open()`` creates the session (720p30 by default) and members, starts the worker and the bots and
-    returns once every bot's ICE is connected; ``start_window()``/``stop_window()`` bracket a measurement (the
+    returns once every bot's ICE is connected and, with ``sender_constraints``, every bot sends at the size the
+    worker asked it for (``media.sender_constraints``, as the browser SDK does; ``send_sizes`` has them); ``start_window()``/``stop_window()`` bracket a measurement (the
     probe reads stamps only in between; ``stop_window`` returns the bots' figures); ``close()`` ends it all.
     """
 
@@ -426,12 +458,15 @@ class BotRoom:
     quality: str = "720p"
     fps: int = 30
     bots_cpu: int | None = BOTS_CPU
+    sender_constraints: bool = False
+    send_sizes: dict = field(default_factory=dict)  # {bot: (width, height)} each bot sends at
     worker: object = None
     room: object = None
     session: object = None
     members: list = field(default_factory=list)
     _pipes: list = field(default_factory=list)
     _procs: list = field(default_factory=list)
+    _reply_channels: dict = field(default_factory=dict)
 
     async def open(self) -> BotRoom:
         from asgiref.sync import sync_to_async
@@ -461,8 +496,35 @@ class BotRoom:
                 await self._join(layer, pipe)
         for pipe in self._pipes:
             await loop.run_in_executor(None, pipe.recv)  # every bot connected
+        asked = await self._asked_sizes(layer) if self.sender_constraints else {}
+        for pipe, indices in zip(self._pipes, groups, strict=True):
+            pipe.send(("sizes", 0, json.dumps({str(i): asked[i] for i in indices if i in asked})))
+        for pipe in self._pipes:
+            _, _, sizes = await loop.run_in_executor(None, pipe.recv)
+            self.send_sizes.update({int(i): tuple(size) for i, size in json.loads(sizes).items()})
         self.room = self.worker.rooms[str(self.session.id)]
         return self
+
+    async def _asked_sizes(self, layer) -> dict[int, tuple[int, int]]:
+        """The last ``media.sender_constraints`` size the worker sent each bot: read until a bot's reply channel
+        has been quiet for a second (the layout has settled)."""
+        from media import protocol
+
+        async def last_size(i: int) -> tuple[int, tuple[int, int] | None]:
+            size = None
+            while True:
+                try:
+                    message = await asyncio.wait_for(layer.receive(self._reply_channels[i]), 30 if size is None else 1)
+                except TimeoutError:
+                    return i, size
+                if message.get("type") == protocol.SENDER_CONSTRAINTS:
+                    size = (message["width"], message["height"])
+
+        sizes = dict(await asyncio.gather(*(last_size(i) for i in range(self.n))))
+        missing = [i for i, size in sizes.items() if size is None]
+        if missing:
+            raise RuntimeError(f"the worker asked bots {missing} for no size")
+        return sizes
 
     async def _join(self, layer, pipe) -> None:
         """Relay one bot's offer from ``pipe`` to the worker as ``media.join`` and its answer back."""
@@ -484,6 +546,7 @@ class BotRoom:
         reply = await asyncio.wait_for(layer.receive(reply_channel), 60)
         if reply["type"] != protocol.ANSWER:
             raise RuntimeError(f"join of bot {i} refused: {reply}")
+        self._reply_channels[i] = reply_channel
         pipe.send(("answer", i, reply["sdp"]))
 
     def tile_rects(self) -> list[tuple[int, tuple[int, int, int, int]]]:

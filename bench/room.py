@@ -1,10 +1,14 @@
 """Media worker CPU per room size and glass-to-glass latency, for N bot members at 720p30.
 
     .venv/bin/python bench/room.py [--sizes 4,9,16] [--seconds 8] [--warmup 3] [--split-seconds 4] [--no-pin]
+                                   [--ignore-sender-constraints]
 
 This process runs Django (a throw-away SQLite database, the in-memory channel layer) and one real
 ``MediaWorker`` pinned to CPU 0; a spawned child process pinned to CPU 1 runs the N bots (``bench/harness.py``:
-pre-encoded stamped 640x360 H.264 at 30 fps plus a tone each, receiving the canvas and their mix-minus).
+pre-encoded stamped 640x360 H.264 at 30 fps plus a tone each, receiving the canvas and their mix-minus). Like the
+browser SDK, the bots honour the worker's ``webrtc.sender_constraints``: each sends at the size its tile is drawn
+at (pre-encoded at that size before the window; 426x240 at N=9, 320x180 at N=16); ``--ignore-sender-constraints``
+keeps every bot at 640x360, as a client that ignores them.
 
 Prints per N: the worker's CPU-seconds per second (all its threads) with the split by thread, the canvas fps,
 the mean inbound fps per member at the worker, composite and composite+encode ms (median), the bots' CPU and
@@ -36,8 +40,11 @@ def _median(values) -> float | None:
     return round(statistics.median(values), 2) if values else None
 
 
-async def run_size(n: int, seconds: float, warmup: float, bots_cpu: int | None, split_seconds: float) -> dict:
-    room = await harness.BotRoom(n, bots_cpu=bots_cpu).open()
+async def run_size(
+    n: int, seconds: float, warmup: float, bots_cpu: int | None, split_seconds: float, constraints: bool
+) -> dict:
+    room = await harness.BotRoom(n, bots_cpu=bots_cpu, sender_constraints=constraints).open()
+    send_sizes = sorted({f"{w}x{h}" for w, h in room.send_sizes.values()})
     mixer = room.room
     await asyncio.sleep(warmup)
     room.start_window()
@@ -69,6 +76,7 @@ async def run_size(n: int, seconds: float, warmup: float, bots_cpu: int | None, 
     ingress, _ = stamps.latencies_ms(reader.seen, bots.pop("sent"))
     return {
         "n": n,
+        "bots_send": send_sizes,
         "worker_cpu_s_per_s": round(cpu["cpu_s_per_s"], 3),
         "canvas_fps": round(out_fps, 1),
         "worker_rx_fps_mean": round(in_fps, 1),
@@ -91,21 +99,24 @@ async def run_size(n: int, seconds: float, warmup: float, bots_cpu: int | None, 
     }
 
 
-async def main(sizes: list[int], seconds: float, warmup: float, bots_cpu: int | None, split_seconds: float) -> None:
+async def main(
+    sizes: list[int], seconds: float, warmup: float, bots_cpu: int | None, split_seconds: float, constraints: bool
+) -> None:
     results = {}
+    print(f"bots {'honour' if constraints else 'ignore'} the sender constraints", flush=True)
     for n in sizes:
-        result = await run_size(n, seconds, warmup, bots_cpu, split_seconds)
+        result = await run_size(n, seconds, warmup, bots_cpu, split_seconds, constraints)
         results[n] = result
         print(json.dumps(result), flush=True)
     print()
     print(
-        "| N | worker CPU s/s | canvas fps | kb/s sent per member | inbound fps/member | composite ms | render ms "
+        "| N | bots send | worker CPU s/s | canvas fps | kb/s sent per member | inbound fps/member | composite ms | render ms "
         "| bots CPU s/s | bots rx fps "
         "| glass-to-glass p50 / p95 ms | send→canvas p50 / p95 ms | load avg |"
     )
     for n, r in results.items():
         print(
-            f"| {n} | {r['worker_cpu_s_per_s']:.3f} | {r['canvas_fps']} | {r['canvas_kbps_per_member']} | "
+            f"| {n} | {', '.join(r['bots_send'])} | {r['worker_cpu_s_per_s']:.3f} | {r['canvas_fps']} | {r['canvas_kbps_per_member']} | "
             f"{r['worker_rx_fps_mean']} | {r['composite_ms_median']} | {r['render_ms_median']} | "
             f"{r['bots_cpu_s_per_s']} | {r['bots_rx_fps_mean']} | "
             f"{r['latency_p50_ms']} / {r['latency_p95_ms']} | {r['to_canvas_p50_ms']} / {r['to_canvas_p95_ms']} | "
@@ -129,6 +140,9 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--split-seconds", type=float, default=4.0, help="send → canvas window after the CPU one")
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place worker and bots")
+    parser.add_argument(
+        "--ignore-sender-constraints", action="store_true", help="every bot sends 640x360 whatever its tile"
+    )
     args = parser.parse_args()
     bots_cpu = None if args.no_pin else harness.BOTS_CPU
     if not args.no_pin:
@@ -136,4 +150,5 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as data_dir:
         harness.django_setup(data_dir)
         sizes = [int(s) for s in args.sizes.split(",")]
-        asyncio.run(main(sizes, args.seconds, args.warmup, bots_cpu, args.split_seconds))
+        constraints = not args.ignore_sender_constraints
+        asyncio.run(main(sizes, args.seconds, args.warmup, bots_cpu, args.split_seconds, constraints))

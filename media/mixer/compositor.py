@@ -18,6 +18,8 @@ black bars ``#000000``), crop-to-fill (centre crop) when ``layer.zoom``. Empty s
 background (``#333333``). A video-muted or frame-less member shows an initials card; every occupied tile gets a
 name caption at its bottom-left; the talking member's tile a ``#00ff00`` border. Even pixel coordinates are
 used inside each layer so luma and chroma stay aligned (an odd FreeSWITCH edge such as ``x=853`` starts at 854).
+A picture within ``NEAR_SIZE_PX`` of its letterboxed size (members send at that size, asked by the media worker's
+``webrtc.sender_constraints``) is copied 1:1, centre-cropped by at most a few px, instead of rescaled.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ DEFAULT_BACKGROUND = (0x33, 0x33, 0x33)
 LETTERBOX_COLOR = (0x00, 0x00, 0x00)
 BORDER_COLOR = (0x00, 0xFF, 0x00)
 BORDER_PX = 4
+# A letterboxed picture within this many px (each side) of its drawn size is placed 1:1, not rescaled.
+NEAR_SIZE_PX = 4
 
 
 # glibc mallopt parameters (malloc.h).
@@ -141,6 +145,13 @@ def _even_rect(layer: Layer) -> tuple[int, int, int, int]:
     return x0, y0, max(x0, x1), max(y0, y1)
 
 
+def cell_size(layer: Layer) -> tuple[int, int]:
+    """``(width, height)`` px of the cell the compositor draws a layer into: its rect shrunk to even edges (a
+    FreeSWITCH 3x3 column at ``x=853`` is 424 px wide on a 1280 px canvas, not 426)."""
+    x0, y0, x1, y1 = _even_rect(layer)
+    return x1 - x0, y1 - y0
+
+
 def _draw_key(layer: Layer) -> tuple:
     """What a layer's pixels depend on besides its tile: member, even rect and fit."""
     return (layer.member_id, _even_rect(layer), layer.zoom)
@@ -191,7 +202,8 @@ def _crop(src_w: int, src_h: int, cell_w: int, cell_h: int) -> tuple[int, int, i
 
 
 def drawn_size(src_w: int, src_h: int, cell_w: int, cell_h: int, *, zoom: bool) -> tuple[int, int]:
-    """The size, px (even), at which a ``src_w``×``src_h`` picture is drawn into a ``cell_w``×``cell_h`` cell:
+    """The size, px (even), at which a ``src_w``×``src_h`` picture is drawn into a ``cell_w``×``cell_h`` cell
+    (:func:`cell_size`):
     the letterboxed content, or with ``zoom`` the whole picture scaled to cover the cell (before the centre crop).
 
     A sender sending more than this wastes its uplink and the worker's decode and scale: the worker asks each
@@ -434,12 +446,20 @@ class Compositor:
             self._scale_into(source, _crop(*source.size, cell_w, cell_h), x0, y0, cell_w, cell_h)
         else:
             ox, oy, w, h = _letterbox(*source.size, cell_w, cell_h)
+            crop = (0, 0, *source.size)
+            sw, sh = source.size
+            if (sw, sh) != (w, h) and abs(sw - w) <= NEAR_SIZE_PX and abs(sh - h) <= NEAR_SIZE_PX:
+                # Within a few px of its drawn size (a sender following ``webrtc.sender_constraints`` rounds the
+                # size its own way): placed 1:1, centre-cropped to the cell where larger, not rescaled.
+                w, h = min(sw, cell_w) & ~1, min(sh, cell_h) & ~1
+                crop = (((sw - w) // 4) * 2, ((sh - h) // 4) * 2, w, h)
+                ox, oy = ((cell_w - w) // 4) * 2, ((cell_h - h) // 4) * 2
             black = self._letterbox_yuv
             self._fill(x0, y0, x1, y0 + oy, black)
             self._fill(x0, y0 + oy + h, x1, y1, black)
             self._fill(x0, y0 + oy, x0 + ox, y0 + oy + h, black)
             self._fill(x0 + ox + w, y0 + oy, x1, y0 + oy + h, black)
-            self._scale_into(source, (0, 0, *source.size), x0 + ox, y0 + oy, w, h)
+            self._scale_into(source, crop, x0 + ox, y0 + oy, w, h)
         caption = render_caption(name, cell_w, cell_h)
         if caption is not None:
             self._blit(caption, x0, y1 - caption.height)

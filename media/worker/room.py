@@ -491,8 +491,8 @@ class RoomMixer:
     def _ask_senders(self) -> None:
         """Ask each shown member to send its camera at the size it is drawn and at most at the canvas fps.
 
-        The size is ``compositor.drawn_size`` of the member's decoded picture in its layer (its aspect, the
-        layer's fit); a member is asked again only when that size moves by more than
+        The size is ``compositor.drawn_size`` of the member's decoded picture in its layer's cell (its aspect,
+        the layer's fit; ``compositor.cell_size``); a member is asked again only when that size moves by more than
         ``SENDER_CONSTRAINTS_TOLERANCE``. Members not shown, screen shares and playbacks are not asked (a
         member coming back on the canvas keeps its last size until its picture is decoded again). The browser
         SDK applies it with ``RTCRtpSender.setParameters`` (``scaleResolutionDownBy``, ``maxFramerate``), never
@@ -505,11 +505,10 @@ class RoomMixer:
             if member is None or member.kind != "member" or member.video_muted:
                 continue
             frame = member.latest_video
-            if frame is None or layer.width < 2 or layer.height < 2:
+            cell_w, cell_h = compositor.cell_size(layer)
+            if frame is None or cell_w < 2 or cell_h < 2:
                 continue
-            width, height = compositor.drawn_size(
-                frame.width, frame.height, layer.width, layer.height, zoom=layer.zoom
-            )
+            width, height = compositor.drawn_size(frame.width, frame.height, cell_w, cell_h, zoom=layer.zoom)
             last = member.sender_constraints
             if (
                 last is not None
@@ -519,9 +518,7 @@ class RoomMixer:
             ):
                 continue
             member.sender_constraints = (width, height, self.fps)
-            self.on_sender_constraints(
-                member.member_id, {"width": width, "height": height, "max_framerate": self.fps}
-            )
+            self.on_sender_constraints(member.member_id, {"width": width, "height": height, "max_framerate": self.fps})
 
     async def _video_tick(self, loop) -> None:
         outputs = [m.video_out for m in self.members.values() if m.video_out is not None]

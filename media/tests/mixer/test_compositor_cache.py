@@ -188,3 +188,51 @@ def test_the_background_is_exactly_what_no_layer_covers(rects, expected_area):
     for x0, y0, x1, y1 in rects:
         assert not mask[y0:y1, x0:x1].any(), "background over a layer"
     assert int(mask.sum()) == expected_area
+
+
+def luma(frame: av.VideoFrame) -> np.ndarray:
+    plane = frame.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+
+
+def textured(width: int, height: int, seed: int) -> av.VideoFrame:
+    """Noise: any rescale, even by a pixel, changes its values."""
+    image = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    return av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+
+
+def test_cells_have_even_edges_so_a_3x3_column_can_be_narrower_than_its_layer():
+    layers = compute_layers("3x3", crowd(9), canvas_w=W, canvas_h=H)
+    assert [compositor_module.cell_size(layer) for layer in layers[:3]] == [(426, 240), (426, 240), (424, 240)]
+
+
+def test_pictures_a_few_px_off_their_drawn_size_are_copied_one_to_one_not_rescaled(resizes):
+    # What members following ``webrtc.sender_constraints`` send, each rounding its own way: 2 px narrower than its
+    # cell, or the layer's 426 px in a 424 px cell (cropped by a pixel each side).
+    members = crowd(9)
+    layers = compute_layers("3x3", members, canvas_w=W, canvas_h=H)
+    sizes = {}
+    for i, layer in enumerate(layers):
+        cell_w, cell_h = compositor_module.cell_size(layer)
+        sizes[layer.member_id] = (cell_w - 2, cell_h - 2) if i % 2 else (layer.width, layer.height)
+    frames = {m.id: textured(*sizes[m.id], seed=i) for i, m in enumerate(members)}
+    canvas = Compositor(W, H).compose(layers, {m.id: Tile(frames[m.id], m.name) for m in members})
+    assert resizes == []
+    y = luma(canvas)
+    for layer in layers:
+        x0, y0, x1, y1 = compositor_module._even_rect(layer)
+        source = luma(frames[layer.member_id])
+        sw, sh = sizes[layer.member_id]
+        w, h = min(sw, x1 - x0) & ~1, min(sh, y1 - y0) & ~1
+        sx, sy = ((sw - w) // 4) * 2, ((sh - h) // 4) * 2
+        ox, oy = ((x1 - x0 - w) // 4) * 2, ((y1 - y0 - h) // 4) * 2
+        rows = slice(0, h // 2)  # above the caption strip
+        drawn = y[y0 + oy : y0 + oy + h, x0 + ox : x0 + ox + w][rows]
+        assert np.array_equal(drawn, source[sy : sy + h, sx : sx + w][rows]), (layer.member_id, sizes[layer.member_id])
+
+
+def test_a_picture_well_off_its_drawn_size_is_still_rescaled(resizes):
+    members = crowd(9)
+    layers = compute_layers("3x3", members, canvas_w=W, canvas_h=H)
+    Compositor(W, H).compose(layers, {m.id: Tile(textured(640, 360, seed=1), m.name) for m in members})
+    assert len(resizes) == 3 * 9  # Y, U and V of every tile
