@@ -53,7 +53,15 @@ from media.worker.encoder import (
 )
 from media.worker.inputs import AudioSink, MonoPcm, VideoSink, input_sink
 from media.worker.jitter import MarkerJitterBuffer, decode_gate
-from media.worker.tracks import AUDIO_RATE_HZ, AUDIO_SAMPLES, AUDIO_TIME_BASE, MixedAudioTrack, PacketVideoTrack
+from media.worker.tracks import (
+    AUDIO_RATE_HZ,
+    AUDIO_SAMPLES,
+    AUDIO_TIME_BASE,
+    MixedAudioTrack,
+    PacketVideoTrack,
+    SharedOpusEncoder,
+    encode_mixes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +144,6 @@ def _decode_audio(sinks: list[tuple[MemberMedia, AudioSink]]) -> list[tuple[Memb
     return decoded
 
 
-def _encode_mixes(mixes: list[tuple[MixedAudioTrack, np.ndarray]]) -> list[tuple[MixedAudioTrack, list]]:
-    """Audio executor thread: Opus-encode each listener's 20 ms mix for its own track."""
-    return [(track, track.encode_pcm(pcm)) for track, pcm in mixes]
-
-
 def _make_talk_detector(member: MemberMedia) -> talk.TalkDetector:
     return talk.TalkDetector(
         talk.TalkConfig(input_sensitivity=member.input_sensitivity, input_gain_db=member.input_volume)
@@ -186,6 +189,8 @@ class RoomMixer:
         self._audio_executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"room-audio-{self.room_session_id[:8]}"
         )
+        # Mixes several members hear (listeners' full mix, deaf members' silence): one encode each per tick.
+        self._shared_opus = {"full": SharedOpusEncoder(), "silence": SharedOpusEncoder()}
         self._tasks: list[asyncio.Task] = []
         self._events: asyncio.Queue[Callable[[], Awaitable[Any]]] = asyncio.Queue()
         self._egress: list[asyncio.Queue] = []
@@ -615,7 +620,9 @@ class RoomMixer:
                 continue
             if mixes:
                 try:
-                    encoded = await loop.run_in_executor(self._audio_executor, _encode_mixes, mixes)
+                    encoded = await loop.run_in_executor(
+                        self._audio_executor, encode_mixes, mixes, full, self._shared_opus
+                    )
                 except asyncio.CancelledError:
                     raise
                 except Exception:

@@ -4,7 +4,9 @@
   ``h264`` or ``vp8``, pts in 1/90000); aiortc's sender only packetizes it (``H264Encoder.pack`` /
   ``Vp8Encoder.pack``), so the canvas is encoded once per codec, not per member.
 - ``MixedAudioTrack``: ``recv()`` returns the member's mix-minus as an Opus ``av.Packet`` (20 ms, pts in
-  1/48000), encoded by the room for all members in one job per tick; aiortc's sender only packs it.
+  1/48000), encoded by the room for all members in one job per tick; aiortc's sender only packs it. A mix heard
+  by several members (the full mix of listeners who are not sources, the silence of deaf members) is encoded once
+  by a ``SharedOpusEncoder`` and each of their tracks takes the same payloads with its own pts.
 
 Both keep a small queue and drop the oldest item when the member's sender falls behind, so a slow peer never
 grows memory or delays the others. ``push()`` is called on the event loop.
@@ -107,6 +109,45 @@ class PacketVideoTrack(_QueueTrack):
 OPUS_BITRATE_BPS = 48_000
 
 
+def _opus_encoder() -> av.AudioCodecContext:
+    """PyAV libopus for 20 ms mono s16 frames at 48 kHz, ``OPUS_BITRATE_BPS``."""
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = AUDIO_RATE_HZ, "mono", "s16"
+    encoder.bit_rate = OPUS_BITRATE_BPS
+    encoder.time_base = AUDIO_TIME_BASE
+    return encoder
+
+
+def _pcm_frame(pcm: np.ndarray, pts: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = AUDIO_RATE_HZ
+    frame.pts = pts
+    frame.time_base = AUDIO_TIME_BASE
+    return frame
+
+
+class SharedOpusEncoder:
+    """One Opus encode of a mix that several members hear, per 20 ms tick.
+
+    :meth:`encode` takes the tick's 960-sample int16 mono mix and returns the Opus payloads (``bytes``; one per
+    frame, none while libopus fills its look-ahead on the first call); each listener's track wraps them with
+    :meth:`MixedAudioTrack.take_payloads`. A listener moving between a shared mix and its own mix-minus gets
+    packets of another encoder from then on, which an Opus decoder follows (each packet carries its own mode
+    and bandwidth). Blocking CPU work (≈ 0.13 ms): call it from the room's audio thread only.
+    """
+
+    def __init__(self) -> None:
+        self._encoder = _opus_encoder()
+        self._pts = 0
+        self.frames = 0  # mixes encoded
+
+    def encode(self, pcm: np.ndarray) -> list[bytes]:
+        packets = self._encoder.encode(_pcm_frame(pcm, self._pts))
+        self._pts += pcm.shape[-1]
+        self.frames += 1
+        return [bytes(packet) for packet in packets]
+
+
 class MixedAudioTrack(_QueueTrack):
     """A member's mix-minus audio as Opus ``av.Packet``s (queue of 3 = 60 ms, oldest dropped).
 
@@ -134,24 +175,31 @@ class MixedAudioTrack(_QueueTrack):
         Blocking CPU work (≈ 0.13 ms): call it from an executor thread, one caller at a time.
         """
         if self._encoder is None:
-            encoder = av.CodecContext.create("libopus", "w")
-            encoder.sample_rate, encoder.layout, encoder.format = AUDIO_RATE_HZ, "mono", "s16"
-            encoder.bit_rate = OPUS_BITRATE_BPS
-            encoder.time_base = AUDIO_TIME_BASE
-            self._encoder = encoder
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = AUDIO_RATE_HZ
-        frame.pts = self._pts
-        frame.time_base = AUDIO_TIME_BASE
-        packets = self._encoder.encode(frame)
+            self._encoder = _opus_encoder()
+        packets = self._encoder.encode(_pcm_frame(pcm, self._pts))
         for packet in packets:
             # libopus reports its 6.5 ms look-ahead as a negative first pts: keep the RTP clock on our frames.
             packet.pts = self._pts
             packet.time_base = AUDIO_TIME_BASE
-        self._levels[self._pts] = audio_level_dbov(pcm)
-        self._levels.pop(self._pts - 8 * AUDIO_SAMPLES, None)  # packets dropped from the queue leave theirs
-        self._pts += pcm.shape[-1]
+        self._advance(audio_level_dbov(pcm), pcm.shape[-1])
         return packets
+
+    def take_payloads(self, payloads: list[bytes], level_dbov: int, samples: int = AUDIO_SAMPLES) -> list[av.Packet]:
+        """This track's packets for one tick of a shared mix: ``payloads`` from a :class:`SharedOpusEncoder`,
+        ``level_dbov`` the mix's RFC 6464 level; the packets carry this track's own continuous pts."""
+        packets = []
+        for payload in payloads:
+            packet = av.Packet(payload)
+            packet.pts = self._pts
+            packet.time_base = AUDIO_TIME_BASE
+            packets.append(packet)
+        self._advance(level_dbov, samples)
+        return packets
+
+    def _advance(self, level_dbov: int, samples: int) -> None:
+        self._levels[self._pts] = level_dbov
+        self._levels.pop(self._pts - 8 * AUDIO_SAMPLES, None)  # packets dropped from the queue leave theirs
+        self._pts += samples
 
     def push_packets(self, packets: list[av.Packet]) -> None:
         """Queue encoded packets (event loop)."""
@@ -172,3 +220,29 @@ def audio_level_dbov(pcm: np.ndarray) -> int:
     if mean_square <= 0:
         return -127
     return max(-127, min(0, round(10 * math.log10(mean_square))))
+
+
+def encode_mixes(
+    mixes: list[tuple[MixedAudioTrack, np.ndarray]], full: np.ndarray | None, shared: dict[str, SharedOpusEncoder]
+) -> list[tuple[MixedAudioTrack, list[av.Packet]]]:
+    """Audio executor thread: Opus-encode each distinct 20 ms mix of a tick once.
+
+    ``mixes``: ``[(listener's track, int16 mix)]`` from ``audio.mix_minus``, which hands listeners who hear the
+    same thing the same array object: the full mix (``full``) for listeners who are not sources at 0 dB output
+    gain, one silence array for deaf members. Such an array heard by two or more listeners is encoded once by the
+    room's ``shared["full"]`` / ``shared["silence"]`` encoder and every listener's track takes the payloads with
+    its own pts; every other mix (a source's mix-minus) by its listener's own encoder. An audience of N costs one
+    encode per tick, not N (``bench/listeners.py``).
+    """
+    by_array: dict[int, tuple[np.ndarray, list[MixedAudioTrack]]] = {}
+    for track, pcm in mixes:
+        by_array.setdefault(id(pcm), (pcm, []))[1].append(track)
+    encoded = []
+    for pcm, tracks in by_array.values():
+        if len(tracks) > 1 and (pcm is full or not pcm.any()):
+            payloads = shared["full" if pcm is full else "silence"].encode(pcm)
+            level = audio_level_dbov(pcm)
+            encoded.extend((track, track.take_payloads(payloads, level)) for track in tracks)
+        else:
+            encoded.extend((track, track.encode_pcm(pcm)) for track in tracks)
+    return encoded
