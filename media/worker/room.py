@@ -144,6 +144,17 @@ def _decode_audio(sinks: list[tuple[MemberMedia, AudioSink]]) -> list[tuple[Memb
     return decoded
 
 
+def _below_noise_gate(member: MemberMedia) -> bool:
+    """FreeSWITCH's noise gate (``reference/signalwire-freeswitch.md`` §3.3): a member's frame whose score (mean
+    ``|sample|`` after input gain) is at or below its energy level (``input_sensitivity``) is not mixed, unless
+    the member is talking (the 800 ms hang-over keeps word endings). A gated member hears the full mix, which
+    the room encodes once for every such listener. Playbacks are never gated."""
+    if member.kind == "playback" or member.talking or member.talk_detector is None:
+        return False
+    detector = member.talk_detector
+    return detector.score <= detector.config.energy_level
+
+
 def _make_talk_detector(member: MemberMedia) -> talk.TalkDetector:
     return talk.TalkDetector(
         talk.TalkConfig(input_sensitivity=member.input_sensitivity, input_gain_db=member.input_volume)
@@ -654,13 +665,14 @@ class RoomMixer:
                 continue
             inputs[member.member_id] = buffer.popleft()
         self._detect_talking(inputs)
+        gated = {member_id for member_id in inputs if _below_noise_gate(self.members[member_id])}
         listeners = [m.member_id for m in self.members.values() if m.audio_out is not None]
         per_listener, full = audio_mix.mix_minus(
             inputs,
             input_gain_db={m.member_id: m.input_volume for m in self.members.values()},
             output_gain_db={m.member_id: m.output_volume for m in self.members.values()},
             # Deaf also mutes (DESIGN §6).
-            muted={m.member_id for m in self.members.values() if m.audio_muted or m.deaf or not m.sends_media},
+            muted={m.member_id for m in self.members.values() if m.audio_muted or m.deaf or not m.sends_media} | gated,
             deaf={m.member_id for m in self.members.values() if m.deaf},
             listeners=listeners,
         )

@@ -86,7 +86,8 @@ class SineTrack(MediaStreamTrack):
 
 
 class SyntheticMember:
-    """A client peer connection. ``rgb``/``tone_hz``: what it sends (None: send nothing of that kind).
+    """A client peer connection. ``rgb``/``tone_hz``: what it sends (None: send nothing of that kind);
+    ``tone_amplitude``: the sine's peak, int16 scale.
     ``video=False``: no video m-line at all (an audio-only client)."""
 
     def __init__(
@@ -97,6 +98,7 @@ class SyntheticMember:
         receive: bool = True,
         video_codecs: list | None = None,
         video: bool = True,
+        tone_amplitude: int = 8000,
     ) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.latest_frame: av.VideoFrame | None = None
@@ -114,7 +116,7 @@ class SyntheticMember:
         if video_codecs is not None and transceiver is not None:
             transceiver.setCodecPreferences(video_codecs)
         if tone_hz is not None:
-            self.pc.addTransceiver(SineTrack(tone_hz), direction="sendrecv" if receive else "sendonly")
+            self.pc.addTransceiver(SineTrack(tone_hz, tone_amplitude), direction="sendrecv" if receive else "sendonly")
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.on("track", self._on_track)

@@ -20,10 +20,10 @@ TONES_HZ = [400.0, 700.0, 1100.0]
 
 
 @contextlib.asynccontextmanager
-async def room_of_three(channel_layer, worker, make_session, make_member, **session_fields):
+async def room_of_three(channel_layer, worker, make_session, make_member, amplitudes=(8000,) * 3, **session_fields):
     session = await make_session(**session_fields)
     members = [await make_member(session, name=f"m{i}") for i in range(3)]
-    clients = [SyntheticMember(COLOURS[i], TONES_HZ[i]) for i in range(3)]
+    clients = [SyntheticMember(COLOURS[i], TONES_HZ[i], tone_amplitude=amplitudes[i]) for i in range(3)]
     events = await listen_room_events(channel_layer, session)
     try:
         for member, client in zip(members, clients, strict=True):
@@ -129,6 +129,43 @@ async def test_muting_a_member_removes_its_tone_and_deaf_silences_a_member(
         await clients[1].wait_for(
             lambda: tone_magnitude(clients[1].recent_audio(0.3), TONES_HZ[2]) < 20, timeout_s=5, what="deaf muted"
         )
+
+
+async def test_a_member_below_its_noise_gate_is_not_mixed_until_its_sensitivity_lets_it_through(
+    channel_layer, worker, make_session, make_member
+):
+    # Member 0's tone: peak 250, mean |sample| ≈ 159, below the default gate (input_sensitivity 30 → 200).
+    amplitudes = (250, 8000, 8000)
+    async with room_of_three(channel_layer, worker, make_session, make_member, amplitudes) as (
+        session,
+        members,
+        clients,
+        _ev,
+    ):
+        await clients[1].wait_for(
+            lambda: tone_magnitude(clients[1].recent_audio(0.5), TONES_HZ[2]) > 200, timeout_s=8, what="member 2"
+        )
+        await asyncio.sleep(0.5)
+        assert tone_magnitude(clients[1].recent_audio(0.5), TONES_HZ[0]) < 5  # gated out of the mix
+        room = worker.rooms[str(session.id)]
+        quiet = room.members[str(members[0].id)]
+        assert 100 < quiet.talk_detector.score < 200 and not quiet.talking
+
+        await channel_layer.send(
+            await placed_channel(session),
+            {
+                "type": protocol.MEMBER_UPDATE,
+                "room_session_id": str(session.id),
+                "member_id": str(members[0].id),
+                "fields": {"input_sensitivity": 60},  # gate ≈ 1.2
+            },
+        )
+        await clients[1].wait_for(
+            lambda: tone_magnitude(clients[1].recent_audio(0.3), TONES_HZ[0]) > 25, timeout_s=5, what="quiet tone"
+        )
+        # Member 0 is a source again: its own tone is not in what it hears.
+        await asyncio.sleep(0.5)
+        assert tone_magnitude(clients[0].recent_audio(0.3), TONES_HZ[0]) < 5
 
 
 async def test_a_pli_from_one_receiver_yields_a_keyframe_for_every_receiver(
