@@ -246,6 +246,17 @@ def test_the_members_panel_shows_media_quality_stats(moderator_client, live, ali
     assert 'class="member talking"' in html
 
 
+def test_the_members_panel_shows_the_camera_size_received_and_asked_for(moderator_client, live, alice):
+    alice.stats = {"bytes_in": 1, "video_in": [426, 240], "video_asked": [426, 240, 20]}
+    alice.save()
+    html = moderator_client.get(reverse("dashboard:session_members", args=[live.id])).content.decode()
+    assert "video 426×240 (asked 426×240 @ 20 fps)" in html
+    alice.stats = {"bytes_in": 1, "video_in": None, "video_asked": None}  # an audio-only member
+    alice.save()
+    html = moderator_client.get(reverse("dashboard:session_members", args=[live.id])).content.decode()
+    assert "video " not in html.split('class="member-stats"')[1].split("</span>")[0]
+
+
 def test_starting_a_stream_without_a_media_worker_answers_a_clear_message(moderator_client, live):
     response = moderator_client.post(
         reverse("dashboard:session_stream", args=[live.id, "start"]), {"url": "rtmp://127.0.0.1/live/key"}, follow=True

@@ -22,7 +22,9 @@ ICE: ``RTCConfiguration`` from settings, host candidates restricted to ``PARLEY_
 is reported through ``on_dropped(member_id, reason)``.
 
 Stats: every ``STATS_INTERVAL_S`` ``pc.getStats()`` is summarised into ``Member.stats``:
-``{"updated_at", "rtt_ms", "jitter_ms", "packets_lost", "bytes_in", "bytes_out", "frames_in", "frames_out"}``.
+``{"updated_at", "rtt_ms", "jitter_ms", "packets_lost", "bytes_in", "bytes_out", "frames_in", "frames_out",
+"video_in", "video_asked"}`` (``video_in``: ``[width, height]`` px of the last decoded camera picture;
+``video_asked``: ``[width, height, max_framerate]`` of the last sender constraints; either ``null``).
 """
 
 from __future__ import annotations
@@ -472,6 +474,11 @@ class MemberPeer:
         if transport and not out["bytes_in"]:
             out["bytes_in"] = sum(t.bytesReceived for t in transport)
         out["frames_in"] = self.member.frames_in
+        picture = self.member.latest_video
+        # The camera's decoded size, and the size and fps the member was asked to send (sender constraints).
+        out["video_in"] = [picture.width, picture.height] if picture is not None else None
+        asked = self.member.sender_constraints
+        out["video_asked"] = list(asked) if asked is not None else None
         out["frames_out"] = self.video_group.packets_out if self.member.video_out is not None else 0
         out["updated_at"] = round(time.time(), 3)
         return out

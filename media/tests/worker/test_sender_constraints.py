@@ -67,6 +67,8 @@ async def test_a_member_is_asked_for_its_drawn_size_on_every_layout_and_not_whil
             VIDEO_W,
             VIDEO_H,
         )
+        stats = await worker.peers[str(session.id)][member_id].stats()  # what Member.stats shows operators
+        assert stats["video_in"] == [VIDEO_W, VIDEO_H] and stats["video_asked"] == [1280, 720, 15], stats
         for layout, size in (("3x3", (426, 240)), ("4x4", (320, 180)), ("2x2", (640, 360))):
             room.set_layout(layout, None, None)  # what the worker does with ``media.layout``
             message = await next_constraints(channel_layer, reply_channel)
