@@ -71,6 +71,8 @@ class TalkDetector:
         self.talking = False
         self.score = 0.0
         self.score_iir = 0.0
+        # Whether the last frame's score was above the gate (the mix's noise gate reads it).
+        self.gate_open = False
         self._gated_run = 0
         self._ungated_run = 0
 
@@ -85,7 +87,8 @@ class TalkDetector:
         self.score_iir = min(cfg.score_max_iir, (1.0 - decay) * score + decay * self.score_iir)
 
         energy_level = cfg.energy_level
-        if score > energy_level:
+        self.gate_open = score > energy_level
+        if self.gate_open:
             self._ungated_run = 0
             self._gated_run += 1
             if not self.talking and (score - energy_level >= cfg.diff_level or self._gated_run >= cfg.hangunder_frames):

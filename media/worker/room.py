@@ -151,8 +151,7 @@ def _below_noise_gate(member: MemberMedia) -> bool:
     the room encodes once for every such listener. Playbacks are never gated."""
     if member.kind == "playback" or member.talking or member.talk_detector is None:
         return False
-    detector = member.talk_detector
-    return detector.score <= detector.config.energy_level
+    return not member.talk_detector.gate_open
 
 
 def _make_talk_detector(member: MemberMedia) -> talk.TalkDetector:
@@ -614,14 +613,7 @@ class RoomMixer:
                 if member.audio_sink is not None and member.audio_sink.has_pending
             ]
             if sinks:
-                try:
-                    decoded = await loop.run_in_executor(self._audio_executor, _decode_audio, sinks)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("audio decode failed room_session_id=%s", self.room_session_id)
-                    decoded = []
-                for member, chunks in decoded:
+                for member, chunks in await self._in_audio_thread(loop, "decode", _decode_audio, sinks):
                     member.audio_buffer.extend(chunks)
                     member.audio_frames_in += len(chunks)
             try:
@@ -630,16 +622,9 @@ class RoomMixer:
                 logger.exception("audio tick failed room_session_id=%s", self.room_session_id)
                 continue
             if mixes:
-                try:
-                    encoded = await loop.run_in_executor(
-                        self._audio_executor, encode_mixes, mixes, full, self._shared_opus
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("audio encode failed room_session_id=%s", self.room_session_id)
-                    encoded = []
-                for track, packets in encoded:
+                for track, packets in await self._in_audio_thread(
+                    loop, "encode", encode_mixes, mixes, full, self._shared_opus
+                ):
                     track.push_packets(packets)
             if self._egress and full is not None:
                 frame = av.AudioFrame.from_ndarray(full.reshape(1, -1), format="s16", layout="mono")
@@ -649,6 +634,16 @@ class RoomMixer:
                 for queue in self._egress:
                     self._egress_put(queue, ("audio", frame))
             audio_pts += AUDIO_SAMPLES
+
+    async def _in_audio_thread(self, loop, what: str, job, *args) -> list:
+        """Run ``job(*args)`` on the room's audio thread; a failure is logged and yields ``[]`` (the tick goes on)."""
+        try:
+            return await loop.run_in_executor(self._audio_executor, job, *args)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("audio %s failed room_session_id=%s", what, self.room_session_id)
+            return []
 
     def _audio_tick(self) -> tuple[np.ndarray | None, list[tuple[MixedAudioTrack, np.ndarray]]]:
         """Mix one 20 ms frame for every listener; returns the full mix (int16, 960 samples) and each listener's

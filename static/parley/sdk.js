@@ -1278,7 +1278,9 @@ export class RoomSession extends Emitter {
     this.localStream.addTrack(track);
     const sender = this.peerConnection?.getSenders().find((s) => s.track?.kind === kind || (!s.track && old));
     if (sender) await sender.replaceTrack(track);
-    if (kind === "video" && sender) await this._applySenderConstraints().catch((err) => this._log("warn", "sender constraints failed", err));
+    if (kind === "video" && sender) {
+      await this._applySenderConstraints().catch((err) => this._log("warn", "sender constraints failed", err));
+    }
     return track;
   }
 
