@@ -8,6 +8,9 @@ object) and draws into it directly:
 - the background is painted only where no occupied layer lies (a few strips, computed once per layout);
 - a layer is **dirty** when its input changed since it was drawn (a new decoded frame object, mute, talking,
   name) or it overlaps a dirty layer below it; a dirty layer is scaled and decorated again;
+- a dirty layer replays its **tile plan**: what to paint where (letterbox bars, the picture's rect and source
+  crop, the caption strip, the talking border), computed once per rect, source size, name and talking state and
+  kept as plane index tuples, so a frame costs a few plane assignments per tile and no geometry;
 - every other layer is copied from the previous canvas, which therefore acts as the cache of scaled tiles,
   keyed by the layer's rect, fit and member and by the input frame's identity. It survives a layout change for
   every layer whose rect, fit and member stay the same (and that nothing covered before), so a join, a mute or a
@@ -29,12 +32,13 @@ import ctypes.util
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import av
 import cv2
 import numpy as np
 
-from media.mixer.captions import YuvImage, render_caption, render_initials_card, rgb_to_yuv
+from media.mixer.captions import render_caption, render_initials_card, rgb_to_yuv
 from media.mixer.layouts import Layer
 
 logger = logging.getLogger(__name__)
@@ -45,6 +49,8 @@ BORDER_COLOR = (0x00, 0xFF, 0x00)
 BORDER_PX = 4
 # A letterboxed picture within this many px (each side) of its drawn size is placed 1:1, not rescaled.
 NEAR_SIZE_PX = 4
+# Tile plans kept (one per layer rect × source size × name × talking state); the cache restarts when full.
+PLAN_CACHE_SIZE = 256
 
 
 # glibc mallopt parameters (malloc.h).
@@ -102,17 +108,44 @@ class _Source:
         return self.y.shape[1], self.y.shape[0]
 
 
-def _plane(frame: av.VideoFrame, index: int, width: int, height: int) -> np.ndarray:
-    plane = frame.planes[index]
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+def _plane(plane, width: int, height: int) -> np.ndarray:
+    """A ``height``×``width`` view of a PyAV plane's buffer (rows ``line_size`` bytes apart)."""
+    return np.ndarray((height, width), np.uint8, plane, 0, (plane.line_size, 1))
 
 
 def _planes(frame: av.VideoFrame, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (
-        _plane(frame, 0, width, height),
-        _plane(frame, 1, width // 2, height // 2),
-        _plane(frame, 2, width // 2, height // 2),
-    )
+    """Views ``(Y, U, V)`` of a yuv420p frame's planes, ``width``×``height`` luma px (even)."""
+    y, u, v = frame.planes  # PyAV builds the plane objects on every access
+    return _plane(y, width, height), _plane(u, width // 2, height // 2), _plane(v, width // 2, height // 2)
+
+
+def _indices(x0: int, y0: int, x1: int, y1: int) -> tuple[tuple[slice, slice], ...]:
+    """Index tuples of the even luma rect ``(x0, y0, x1, y1)`` into the Y, U and V planes."""
+    chroma = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
+    return (slice(y0, y1), slice(x0, x1)), chroma, chroma
+
+
+def _fill_ops(x0: int, y0: int, x1: int, y1: int, yuv: tuple[int, int, int]) -> list[tuple[int, tuple, int]]:
+    """``(plane, index, value)`` painting the even luma rect ``(x0, y0, x1, y1)`` in colour ``yuv``; none if empty."""
+    if x1 <= x0 or y1 <= y0:
+        return []
+    return list(zip(range(3), _indices(x0, y0, x1, y1), yuv, strict=True))
+
+
+class _TilePlan(NamedTuple):
+    """How one layer is drawn for one source size, name and talking state, as plane index tuples of the canvas.
+
+    ``under``: ``(plane, index, value)`` fills before the picture (letterbox bars); ``interpolation``: the
+    ``cv2.INTER_*`` scaling the picture, ``None`` for a 1:1 copy; ``dst``/``src``: per plane, where the picture
+    goes and the (cropped) part of the source it comes from; ``over``: ``(plane, index, value or array)`` painted
+    on top (caption strip, talking border). Computed once per distinct key and reused every frame.
+    """
+
+    under: tuple[tuple[int, tuple, int], ...]
+    interpolation: int | None
+    dst: tuple[tuple[slice, slice], ...]
+    src: tuple[tuple[slice, slice], ...]
+    over: tuple[tuple[int, tuple, object], ...]
 
 
 def _to_source(frame: av.VideoFrame | np.ndarray) -> _Source | None:
@@ -130,12 +163,7 @@ def _to_source(frame: av.VideoFrame | np.ndarray) -> _Source | None:
     w, h = picture.width & ~1, picture.height & ~1
     if not w or not h:
         return None
-    return _Source(
-        frame,
-        _plane(picture, 0, w, h),
-        _plane(picture, 1, w // 2, h // 2),
-        _plane(picture, 2, w // 2, h // 2),
-    )
+    return _Source(frame, *_planes(picture, w, h))
 
 
 def _even_rect(layer: Layer) -> tuple[int, int, int, int]:
@@ -257,6 +285,8 @@ class Compositor:
         self._order: list[int] = []
         self._above: dict[int, list[int]] = {}
         self._rects: list[tuple[int, int, int, int]] = []
+        self._cells: list[tuple[tuple[slice, slice], ...]] = []
+        self._plans: dict[tuple, _TilePlan] = {}
         self._occupied: list[int] = []
         self._drawable: frozenset[int] = frozenset()
         self._bare: list[tuple[int, int, int, int]] = [(0, 0, width_px, height_px)]
@@ -297,12 +327,11 @@ class Compositor:
             before = _planes(previous, self.width_px, self.height_px)
             for i in self._occupied:
                 if i not in dirty:
-                    self._copy_from(before, *self._rects[i])
+                    self._copy_from(before, i)
         for i in self._order:
             if i in dirty and i in self._drawable:
-                layer = layers[i]
-                tile = tiles.get(layer.member_id)
-                self._draw_layer(layer, tile)
+                tile = tiles.get(layers[i].member_id)
+                self._draw_layer(i, tile)
                 self._drawn[i] = (self._signature(tile), self._input_of(tile))
         self._previous = frame
         return frame
@@ -312,6 +341,7 @@ class Compositor:
         self._layers = None
         self._drawn.clear()
         self._sources.clear()
+        self._plans.clear()
         self._previous = None
         self._bare = [(0, 0, self.width_px, self.height_px)]
 
@@ -337,6 +367,7 @@ class Compositor:
         self._layers = layers
         self._order = sorted(range(len(layers)), key=lambda i: (layers[i].z_index, i))
         self._rects = rects = [_even_rect(layer) for layer in layers]
+        self._cells = [_indices(*rect) for rect in rects]
         rank = {i: r for r, i in enumerate(self._order)}
         self._above = {}
         for i, a in enumerate(rects):
@@ -384,70 +415,49 @@ class Compositor:
             self._sources[member_id] = source
         return source
 
-    def _cell(self, x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (
-            self._y[y0:y1, x0:x1],
-            self._u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
-            self._v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2],
-        )
-
-    def _copy_from(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], x0: int, y0: int, x1: int, y1: int) -> None:
-        src_y, src_u, src_v = planes
-        np.copyto(self._y[y0:y1, x0:x1], src_y[y0:y1, x0:x1])
-        np.copyto(self._u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], src_u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2])
-        np.copyto(self._v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], src_v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2])
-
     def _fill(self, x0: int, y0: int, x1: int, y1: int, yuv: tuple[int, int, int]) -> None:
-        if x1 <= x0 or y1 <= y0:
-            return
-        for plane, value in zip(self._cell(x0, y0, x1, y1), yuv, strict=True):
-            plane.fill(value)
+        canvas = (self._y, self._u, self._v)
+        for k, index, value in _fill_ops(x0, y0, x1, y1, yuv):
+            canvas[k][index] = value
 
-    def _blit(self, image: YuvImage, x0: int, y0: int) -> None:
-        h, w = image.height, image.width
-        for dst, src in zip(self._cell(x0, y0, x0 + w, y0 + h), (image.y, image.u, image.v), strict=True):
-            np.copyto(dst, src)
+    def _copy_from(self, before: tuple[np.ndarray, np.ndarray, np.ndarray], i: int) -> None:
+        canvas = (self._y, self._u, self._v)
+        for k, index in enumerate(self._cells[i]):
+            canvas[k][index] = before[k][index]
 
-    def _scale_into(self, source: _Source, crop: tuple[int, int, int, int], x0: int, y0: int, w: int, h: int) -> None:
-        sx, sy, sw, sh = crop
+    def _interpolation_for(self, sw: int, sh: int, w: int, h: int) -> int | None:
         if (sw, sh) == (w, h):
-            interpolation = None
-        elif self._interpolation is not None:
-            interpolation = self._interpolation
-        elif sw % w == 0 and sh % h == 0 and sw // w == sh // h:
-            interpolation = cv2.INTER_AREA
-        else:
-            interpolation = cv2.INTER_LINEAR
-        sources = (
-            source.y[sy : sy + sh, sx : sx + sw],
-            source.u[sy // 2 : (sy + sh) // 2, sx // 2 : (sx + sw) // 2],
-            source.v[sy // 2 : (sy + sh) // 2, sx // 2 : (sx + sw) // 2],
-        )
-        for dst, src in zip(self._cell(x0, y0, x0 + w, y0 + h), sources, strict=True):
-            if interpolation is None:
-                np.copyto(dst, src)
-            else:
-                out = cv2.resize(src, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=interpolation)
-                if out is not dst and not np.shares_memory(out, dst):
-                    np.copyto(dst, out)
+            return None
+        if self._interpolation is not None:
+            return self._interpolation
+        if sw % w == 0 and sh % h == 0 and sw // w == sh // h:
+            return cv2.INTER_AREA
+        return cv2.INTER_LINEAR
 
-    def _draw_layer(self, layer: Layer, tile: Tile | None) -> None:
-        x0, y0, x1, y1 = _even_rect(layer)
+    def _plan(self, i: int, size: tuple[int, int] | None, name: str, talking: bool) -> _TilePlan:
+        key = (self._rects[i], self._layers[i].zoom, size, name, talking)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= PLAN_CACHE_SIZE:
+                self._plans.clear()
+            plan = self._plans[key] = self._make_plan(*key)
+        return plan
+
+    def _make_plan(
+        self, rect: tuple[int, int, int, int], zoom: bool, size: tuple[int, int] | None, name: str, talking: bool
+    ) -> _TilePlan:
+        """The drawing of one layer in canvas coordinates; ``size`` is the source's, ``None`` for the card."""
+        x0, y0, x1, y1 = rect
         cell_w, cell_h = x1 - x0, y1 - y0
-        if cell_w < 2 or cell_h < 2:
-            return
-        name = tile.name if tile else ""
-        source = None
-        if tile is not None and not tile.video_muted and tile.frame is not None:
-            source = self._source(layer.member_id, tile.frame)
-        if source is None:
-            self._blit(render_initials_card(name, cell_w, cell_h), x0, y0)
-        elif layer.zoom:
-            self._scale_into(source, _crop(*source.size, cell_w, cell_h), x0, y0, cell_w, cell_h)
+        under: list[tuple[int, tuple[slice, slice], int]] = []
+        if size is None:  # the initials card, drawn at the cell's size
+            crop, (ox, oy, w, h) = (0, 0, cell_w, cell_h), (0, 0, cell_w, cell_h)
+        elif zoom:
+            crop, (ox, oy, w, h) = _crop(*size, cell_w, cell_h), (0, 0, cell_w, cell_h)
         else:
-            ox, oy, w, h = _letterbox(*source.size, cell_w, cell_h)
-            crop = (0, 0, *source.size)
-            sw, sh = source.size
+            ox, oy, w, h = _letterbox(*size, cell_w, cell_h)
+            sw, sh = size
+            crop = (0, 0, sw, sh)
             if (sw, sh) != (w, h) and abs(sw - w) <= NEAR_SIZE_PX and abs(sh - h) <= NEAR_SIZE_PX:
                 # Within a few px of its drawn size (a sender following ``webrtc.sender_constraints`` rounds the
                 # size its own way): placed 1:1, centre-cropped to the cell where larger, not rescaled.
@@ -455,18 +465,63 @@ class Compositor:
                 crop = (((sw - w) // 4) * 2, ((sh - h) // 4) * 2, w, h)
                 ox, oy = ((cell_w - w) // 4) * 2, ((cell_h - h) // 4) * 2
             black = self._letterbox_yuv
-            self._fill(x0, y0, x1, y0 + oy, black)
-            self._fill(x0, y0 + oy + h, x1, y1, black)
-            self._fill(x0, y0 + oy, x0 + ox, y0 + oy + h, black)
-            self._fill(x0 + ox + w, y0 + oy, x1, y0 + oy + h, black)
-            self._scale_into(source, crop, x0 + ox, y0 + oy, w, h)
+            for bar in (
+                (x0, y0, x1, y0 + oy),
+                (x0, y0 + oy + h, x1, y1),
+                (x0, y0 + oy, x0 + ox, y0 + oy + h),
+                (x0 + ox + w, y0 + oy, x1, y0 + oy + h),
+            ):
+                under.extend(_fill_ops(*bar, black))
+        sx, sy, sw, sh = crop
+        over: list[tuple[int, tuple[slice, slice], np.ndarray | int]] = []
         caption = render_caption(name, cell_w, cell_h)
         if caption is not None:
-            self._blit(caption, x0, y1 - caption.height)
-        if tile is not None and tile.talking:
+            strip = _indices(x0, y1 - caption.height, x0 + caption.width, y1)
+            over.extend(zip(range(3), strip, (caption.y, caption.u, caption.v), strict=True))
+        if talking:
             b = min(BORDER_PX, cell_w // 4 * 2, cell_h // 4 * 2)
             green = self._border_yuv
-            self._fill(x0, y0, x1, y0 + b, green)
-            self._fill(x0, y1 - b, x1, y1, green)
-            self._fill(x0, y0 + b, x0 + b, y1 - b, green)
-            self._fill(x1 - b, y0 + b, x1, y1 - b, green)
+            for edge in (
+                (x0, y0, x1, y0 + b),
+                (x0, y1 - b, x1, y1),
+                (x0, y0 + b, x0 + b, y1 - b),
+                (x1 - b, y0 + b, x1, y1 - b),
+            ):
+                over.extend(_fill_ops(*edge, green))
+        return _TilePlan(
+            tuple(under),
+            self._interpolation_for(sw, sh, w, h),
+            _indices(x0 + ox, y0 + oy, x0 + ox + w, y0 + oy + h),
+            _indices(sx, sy, sx + sw, sy + sh),
+            tuple(over),
+        )
+
+    def _draw_layer(self, i: int, tile: Tile | None) -> None:
+        """Letterbox bars, the scaled (or 1:1) picture or the initials card, the caption and the talking border
+        of layer ``i``, straight into the canvas planes."""
+        name = tile.name if tile else ""
+        source = None
+        if tile is not None and not tile.video_muted and tile.frame is not None:
+            source = self._source(self._layers[i].member_id, tile.frame)
+        if source is None:
+            x0, y0, x1, y1 = self._rects[i]
+            card = render_initials_card(name, x1 - x0, y1 - y0)
+            pictures, size = (card.y, card.u, card.v), None
+        else:
+            pictures, size = (source.y, source.u, source.v), source.size
+        plan = self._plan(i, size, name, tile is not None and tile.talking)
+        canvas = (self._y, self._u, self._v)
+        for k, index, value in plan.under:
+            canvas[k][index] = value
+        interpolation = plan.interpolation
+        for k in range(3):
+            picture = pictures[k][plan.src[k]]
+            if interpolation is None:
+                canvas[k][plan.dst[k]] = picture
+            else:
+                dst = canvas[k][plan.dst[k]]
+                out = cv2.resize(picture, (dst.shape[1], dst.shape[0]), dst=dst, interpolation=interpolation)
+                if out is not dst and not np.shares_memory(out, dst):
+                    np.copyto(dst, out)
+        for k, index, value in plan.over:
+            canvas[k][index] = value
