@@ -12,10 +12,11 @@ while a VP8-only member is present, VP8) in the room's one executor thread, and 
 every member's ``PacketVideoTrack`` of that codec; the render thread also packetizes them once for every member's
 sender (``media.worker.rtpsend``); egress subscribers take the H.264 packets.
 
-Audio: every 20 ms, mix-minus (``media.mixer.audio.mix_minus``) with input/output volume, mute and deaf; each
-member's ``MixedAudioTrack`` gets its own mix, Opus-encoded for every member in one job per tick (the room's audio
-thread); talk detection per member (``media.mixer.talk``) emits ``member.talking`` on start/stop and feeds the
-floor (``FloorTracker``) used by highlight layouts.
+Audio: every 20 ms one job on the room's audio thread (``RoomMixer._audio_work``) decodes the inputs, runs talk
+detection per member (``media.mixer.talk``), mixes every listener's mix-minus (``media.mixer.audio.mix_minus``)
+with input/output volume, mute and deaf and Opus-encodes each distinct mix once; the event loop then only queues
+the packets on the members' ``MixedAudioTrack``s, emits ``member.talking`` changes and moves the floor
+(``FloorTracker``) used by highlight layouts.
 
 Egress: ``subscribe_encoded()`` returns an ``asyncio.Queue`` of ``("video", av.Packet)`` (starting at a
 keyframe) and ``("audio", av.AudioFrame)`` (the full mix) items; ``unsubscribe_encoded(queue)`` ends it.
@@ -32,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import numpy as np
@@ -142,6 +143,40 @@ def _decode_audio(sinks: list[tuple[MemberMedia, AudioSink]]) -> list[tuple[Memb
         except Exception:
             logger.exception("audio input error member_id=%s", member.member_id)
     return decoded
+
+
+class AudioTick(NamedTuple):
+    """One audio tick's result (``RoomMixer._audio_work``): the full mix (int16, 960 samples; None without
+    sources), each listener's Opus packets, the talking changes ``[(member_id, talking)]`` and the talk
+    detectors' scores for the floor."""
+
+    full: np.ndarray | None
+    encoded: list[tuple[MixedAudioTrack, list[av.Packet]]]
+    talking: list[tuple[str, bool]]
+    scores: dict[str, float]
+
+
+def _detect_talking(
+    inputs: dict[str, np.ndarray], members: dict[str, MemberMedia]
+) -> tuple[list[tuple[str, bool]], dict[str, float]]:
+    """Audio thread: run each sending member's talk detector on its frame, set ``member.talking`` where it
+    changed and return the changes and the detectors' scores (``talk.FloorTracker`` input). A playback is heard
+    by everyone but never holds the floor; a muted member stops talking."""
+    changes: list[tuple[str, bool]] = []
+    scores: dict[str, float] = {}
+    for member_id, pcm in inputs.items():
+        member = members[member_id]
+        if member.kind == "playback":
+            continue
+        if member.audio_muted:
+            change = False if member.talking else None
+        else:
+            change = member.talk_detector.update(pcm)
+            scores[member_id] = member.talk_detector.score_iir
+        if change is not None and change != member.talking:
+            member.talking = change
+            changes.append((member_id, change))
+    return changes, scores
 
 
 def _below_noise_gate(member: MemberMedia) -> bool:
@@ -607,49 +642,42 @@ class RoomMixer:
                 await asyncio.sleep(delay)
             elif delay < -0.2:
                 next_s = loop.time()  # stalled > 200 ms: resynchronise instead of bursting
-            sinks = [
-                (member, member.audio_sink)
-                for member in self.members.values()
-                if member.audio_sink is not None and member.audio_sink.has_pending
-            ]
-            if sinks:
-                for member, chunks in await self._in_audio_thread(loop, "decode", _decode_audio, sinks):
-                    member.audio_buffer.extend(chunks)
-                    member.audio_frames_in += len(chunks)
-            try:
-                full, mixes = self._audio_tick()
-            except Exception:
-                logger.exception("audio tick failed room_session_id=%s", self.room_session_id)
-                continue
-            if mixes:
-                for track, packets in await self._in_audio_thread(
-                    loop, "encode", encode_mixes, mixes, full, self._shared_opus
-                ):
+            tick = await self._in_audio_thread(loop, "tick", self._audio_work, list(self.members.values()))
+            if tick is not None:
+                self._apply_talking(tick.talking, tick.scores)
+                for track, packets in tick.encoded:
                     track.push_packets(packets)
-            if self._egress and full is not None:
-                frame = av.AudioFrame.from_ndarray(full.reshape(1, -1), format="s16", layout="mono")
-                frame.sample_rate = AUDIO_RATE_HZ
-                frame.pts = audio_pts
-                frame.time_base = AUDIO_TIME_BASE
-                for queue in self._egress:
-                    self._egress_put(queue, ("audio", frame))
+                if self._egress and tick.full is not None:
+                    frame = av.AudioFrame.from_ndarray(tick.full.reshape(1, -1), format="s16", layout="mono")
+                    frame.sample_rate = AUDIO_RATE_HZ
+                    frame.pts = audio_pts
+                    frame.time_base = AUDIO_TIME_BASE
+                    for queue in self._egress:
+                        self._egress_put(queue, ("audio", frame))
             audio_pts += AUDIO_SAMPLES
 
-    async def _in_audio_thread(self, loop, what: str, job, *args) -> list:
-        """Run ``job(*args)`` on the room's audio thread; a failure is logged and yields ``[]`` (the tick goes on)."""
+    async def _in_audio_thread(self, loop, what: str, job, *args):
+        """Run ``job(*args)`` on the room's audio thread; a failure is logged and yields None (the tick goes on)."""
         try:
             return await loop.run_in_executor(self._audio_executor, job, *args)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("audio %s failed room_session_id=%s", what, self.room_session_id)
-            return []
+            return None
 
-    def _audio_tick(self) -> tuple[np.ndarray | None, list[tuple[MixedAudioTrack, np.ndarray]]]:
-        """Mix one 20 ms frame for every listener; returns the full mix (int16, 960 samples) and each listener's
-        ``(MixedAudioTrack, mix)`` to encode."""
+    def _audio_work(self, members: list[MemberMedia]) -> AudioTick:
+        """Audio thread, once per 20 ms tick: decode what every member's audio input received, take each
+        member's next frame from its jitter buffer, detect talking (``member.talking`` is set here; the event
+        loop emits the changes), mix every listener's mix-minus and Opus-encode each distinct mix once.
+
+        ``members``: the room's members when the tick started (a snapshot: joins and leaves land next tick)."""
+        sinks = [(m, m.audio_sink) for m in members if m.audio_sink is not None and m.audio_sink.has_pending]
+        for member, chunks in _decode_audio(sinks):
+            member.audio_buffer.extend(chunks)
+            member.audio_frames_in += len(chunks)
         inputs: dict[str, np.ndarray] = {}
-        for member in self.members.values():
+        for member in members:
             buffer = member.audio_buffer
             if not member.audio_primed:
                 if len(buffer) < JITTER_START_FRAMES:
@@ -659,38 +687,27 @@ class RoomMixer:
                 member.audio_primed = False
                 continue
             inputs[member.member_id] = buffer.popleft()
-        self._detect_talking(inputs)
-        gated = {member_id for member_id in inputs if _below_noise_gate(self.members[member_id])}
-        listeners = [m.member_id for m in self.members.values() if m.audio_out is not None]
+        by_id = {m.member_id: m for m in members}
+        outputs = {m.member_id: m.audio_out for m in members if m.audio_out is not None}
+        talking, scores = _detect_talking(inputs, by_id)
+        gated = {member_id for member_id in inputs if _below_noise_gate(by_id[member_id])}
         per_listener, full = audio_mix.mix_minus(
             inputs,
-            input_gain_db={m.member_id: m.input_volume for m in self.members.values()},
-            output_gain_db={m.member_id: m.output_volume for m in self.members.values()},
+            input_gain_db={m.member_id: m.input_volume for m in members},
+            output_gain_db={m.member_id: m.output_volume for m in members},
             # Deaf also mutes (DESIGN §6).
-            muted={m.member_id for m in self.members.values() if m.audio_muted or m.deaf or not m.sends_media} | gated,
-            deaf={m.member_id for m in self.members.values() if m.deaf},
-            listeners=listeners,
+            muted={m.member_id for m in members if m.audio_muted or m.deaf or not m.sends_media} | gated,
+            deaf={m.member_id for m in members if m.deaf},
+            listeners=list(outputs),
         )
-        mixes = []
-        for member_id, pcm in per_listener.items():
-            member = self.members.get(member_id)
-            if member is not None and member.audio_out is not None:
-                mixes.append((member.audio_out, pcm))
-        return full, mixes
+        mixes = [(outputs[member_id], pcm) for member_id, pcm in per_listener.items()]
+        encoded = encode_mixes(mixes, full, self._shared_opus) if mixes else []
+        return AudioTick(full, encoded, talking, scores)
 
-    def _detect_talking(self, inputs: dict[str, np.ndarray]) -> None:
-        scores: dict[str, float] = {}
-        for member_id, pcm in inputs.items():
-            member = self.members[member_id]
-            if member.kind == "playback":
-                continue  # a playback is heard by everyone but never holds the floor
-            if member.audio_muted:
-                change = False if member.talking else None
-            else:
-                change = member.talk_detector.update(pcm)
-                scores[member_id] = member.talk_detector.score_iir
-            if change is not None and change != member.talking:
-                member.talking = change
+    def _apply_talking(self, talking: list[tuple[str, bool]], scores: dict[str, float]) -> None:
+        """Event loop, after each audio tick: emit ``member.talking`` changes and move the floor."""
+        for member_id, change in talking:
+            if member_id in self.members:
                 self._queue_event(db.member_talking_emit, self.config, member_id, change)
         holder = self.floor.update(scores)
         if holder != self.floor_member_id and (holder is None or holder in self.members):
