@@ -118,10 +118,18 @@ async def _media_ensure_started() -> None:
 
 
 async def _expire_after_grace(member_id: str) -> None:
+    """Remove a member whose socket dropped once its reconnect grace is over (unless it came back).
+
+    Runs in the loop's default thread pool, not on the consumers' one database thread: when a room's sockets all
+    drop at once, dozens of expiries fall due together, and queued on that thread they would hold up every
+    connect and request behind them (long enough for Daphne's 5 s WebSocket connect timeout to reset new sockets).
+    """
     grace_s = float(settings.PARLEY_RECONNECT_GRACE_SECONDS)
     await asyncio.sleep(grace_s + 0.05)
     try:
-        await database_sync_to_async(session_services.member_expire_if_disconnected)(member_id=member_id)
+        await database_sync_to_async(session_services.member_expire_if_disconnected, thread_sensitive=False)(
+            member_id=member_id
+        )
     except Exception:
         logger.exception("reconnect grace expiry failed member_id=%s", member_id)
 
