@@ -44,7 +44,7 @@ from aiortc.rtcrtpparameters import (
 )
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from media.worker import db, rtpsend
+from media.worker import db
 from media.worker.encoder import H264, VIDEO_CODECS, VP8, VideoOutputGroup
 from media.worker.ice import announce_address, restrict_host_addresses, rtc_configuration
 from media.worker.inputs import decode_directly
@@ -247,8 +247,6 @@ class MemberPeer:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             if pc.connectionState == "connected":
-                for transceiver in pc.getTransceivers():
-                    rtpsend.send_directly(transceiver.sender.transport)  # bundled m-lines share one transport
                 # Packets queued while ICE/DTLS were connecting went stale: start the member at a fresh keyframe.
                 if self.member.video_out is not None:
                     self.member.video_out.restart_at_keyframe()

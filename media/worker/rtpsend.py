@@ -22,8 +22,7 @@ Sending a packet through aiortc (``RTCDtlsTransport._send_rtp`` → ``RTCIceTran
 ``sendto``; at 1.8 Mb/s that is ≈ 190 packets per member per second on the event loop. :func:`datagram_sender`
 resolves that chain once per frame (the transport is connected, the nominated pair is a plain UDP pair) to the
 sender's SRTP session and the pair's ``sendto`` and the loop calls them directly; anything else (not connected
-yet, a TURN relay, another aioice) takes aiortc's path. :func:`send_directly` does the same, per packet, for
-everything else the member's transport sends (audio RTP, RTCP). Transport counters are kept as aiortc keeps them.
+yet, a TURN relay, another aioice) takes aiortc's path. Transport counters are kept as aiortc keeps them.
 
 What stays aiortc's: RTCP (SR from the counters this loop keeps up to date: packets, octets, the last RTP/NTP
 timestamp pair), REMB and PLI/FIR routing (``media.worker.keyframes``), ``replaceTrack`` and ``stop()``.
@@ -54,7 +53,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpsender import random_sequence_number
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, is_rtcp, pack_header_extensions, wrap_rtx
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, pack_header_extensions, wrap_rtx
 from aiortc.utils import random32, uint16_add, uint32_add
 
 logger = logging.getLogger(__name__)
@@ -129,28 +128,22 @@ class SharedPacketizer:
 
 
 class DatagramSender(NamedTuple):
-    """The resolved send path of a connected DTLS transport: :meth:`send` SRTP-protects one RTP (or RTCP) packet
-    and writes it to the nominated UDP pair without awaiting (``asyncio`` buffers it if the socket would block)."""
+    """The resolved send path of a connected DTLS transport: ``send(packet)`` SRTP-protects one RTP packet and
+    writes it to the nominated UDP pair without awaiting (``asyncio`` buffers it if the socket would block)."""
 
     dtls: object
-    srtp: object
+    protect: object
     sendto: object
     address: tuple
 
     def send(self, packet: bytes) -> int:
-        """Protect and send one RTP packet; returns the bytes written (the SRTP packet's size)."""
-        data = self.srtp.protect(packet)
-        self.sendto(data, self.address)
-        return len(data)
-
-    def send_any(self, packet: bytes) -> int:
-        """:meth:`send` for an RTP or an RTCP packet (told apart by payload type, RFC 5761)."""
-        data = self.srtp.protect_rtcp(packet) if is_rtcp(packet) else self.srtp.protect(packet)
+        """Protect and send ``packet``; returns the bytes written (SRTP packet size)."""
+        data = self.protect(packet)
         self.sendto(data, self.address)
         return len(data)
 
     def count(self, packets: int, octets: int) -> None:
-        """Add what was sent to the transport's counters (``RTCTransportStats``), as aiortc would."""
+        """Add what :meth:`send` sent to the transport's counters (``RTCTransportStats``), as aiortc would."""
         dtls = self.dtls
         dtls._RTCDtlsTransport__tx_packets += packets
         dtls._RTCDtlsTransport__tx_bytes += octets
@@ -169,27 +162,7 @@ def datagram_sender(dtls) -> DatagramSender | None:
     udp = getattr(protocol, "transport", None)
     if udp is None or udp.is_closing():
         return None
-    return DatagramSender(dtls, dtls._tx_srtp, udp.sendto, pair.remote_addr)
-
-
-def send_directly(dtls) -> bool:
-    """Route everything else ``dtls`` sends (the audio senders' RTP, RTCP reports and feedback, retransmissions)
-    through :func:`datagram_sender` too, packet by packet, by replacing the instance's ``_send_rtp``; aiortc's
-    own path whenever :func:`datagram_sender` declines. Idempotent; False when ``dtls`` lacks the method."""
-    original = getattr(dtls, "_send_rtp", None)
-    if original is None or getattr(dtls, "_parley_send_directly", False):
-        return False
-
-    async def send_rtp(data: bytes) -> None:
-        direct = datagram_sender(dtls)
-        if direct is None:
-            await original(data)
-        else:
-            direct.count(1, direct.send_any(data))
-
-    dtls._send_rtp = send_rtp
-    dtls._parley_send_directly = True
-    return True
+    return DatagramSender(dtls, dtls._tx_srtp.protect, udp.sendto, pair.remote_addr)
 
 
 def _private(sender, name: str):

@@ -1,24 +1,22 @@
 """Shared packetization (``media.worker.rtpsend``) between real aiortc peers on 127.0.0.1: one libx264 canvas
-stream fanned out to two members, each sender stamping its own RTP header on payloads packetized once; and the
-direct send path (SRTP protect + ``sendto`` on the nominated pair) for the canvas, audio and RTCP."""
+stream fanned out to two members, each sender stamping its own RTP header on payloads packetized once."""
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import struct
 
 import av
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
 from media.worker.encoder import H264, SharedVideoEncoder
 from media.worker.ice import restrict_host_addresses
 from media.worker.keyframes import KeyframeAdapter
 from media.worker.peer import codec_preferences
-from media.worker.rtpsend import SharedPacketizer, datagram_sender, send_directly
+from media.worker.rtpsend import SharedPacketizer
 from media.worker.tracks import PacketVideoTrack
 
 pytestmark = pytest.mark.media
@@ -256,83 +254,3 @@ def test_a_nack_is_answered_with_an_rtx_retransmission_and_a_pli_reaches_the_gro
     assert struct.unpack("!H", rtx.payload[:2])[0] == original.sequence_number
     assert rtx.payload[2:] == original.payload
     assert rtx.timestamp == original.timestamp
-
-
-class ToneTrack(MediaStreamTrack):
-    """20 ms frames of a 440 Hz tone, 48 kHz mono s16, paced in real time."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pts = 0
-        self.started: float | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        loop = asyncio.get_running_loop()
-        if self.started is None:
-            self.started = loop.time()
-        await asyncio.sleep(max(0.0, self.started + self.pts / 48000 - loop.time()))
-        t = (self.pts + np.arange(960)) / 48000
-        frame = av.AudioFrame.from_ndarray(
-            (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16).reshape(1, -1), format="s16", layout="mono"
-        )
-        frame.sample_rate, frame.pts, frame.time_base = 48000, self.pts, fractions.Fraction(1, 48000)
-        self.pts += 960
-        return frame
-
-
-def test_audio_rtp_and_rtcp_go_straight_to_the_nominated_pair_once_connected():
-    async def run():
-        restrict_host_addresses()
-        server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        client = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        sender = server.addTransceiver(ToneTrack(), direction="sendonly").sender
-        dtls = sender.transport
-        assert datagram_sender(dtls) is None  # not connected: aiortc's own path
-        pcm: list[np.ndarray] = []
-        reports: list[str] = []
-
-        async def consume(track) -> None:
-            while True:
-                try:
-                    frame = await track.recv()
-                except Exception:
-                    return
-                pcm.append(frame.to_ndarray().reshape(-1)[0::2])  # aiortc decodes to packed stereo
-
-        tasks: list[asyncio.Task] = []
-        client.on("track", lambda track: tasks.append(asyncio.ensure_future(consume(track))))
-        try:
-            await server.setLocalDescription(await server.createOffer())
-            await client.setRemoteDescription(server.localDescription)
-            receiver = client.getTransceivers()[0].receiver
-            handle_rtcp = receiver._handle_rtcp_packet
-
-            async def record_rtcp(packet):
-                reports.append(type(packet).__name__)
-                await handle_rtcp(packet)
-
-            receiver._handle_rtcp_packet = record_rtcp
-            await client.setLocalDescription(await client.createAnswer())
-            await server.setRemoteDescription(client.localDescription)
-            await wait_for(lambda: server.connectionState == "connected", "connection")
-            assert send_directly(dtls) and not send_directly(dtls)  # idempotent
-            assert datagram_sender(dtls) is not None
-            sent_before = next(iter(dtls._get_stats().values())).packetsSent
-            heard_before, reports_before = len(pcm), len(reports)
-            await wait_for(lambda: len(pcm) - heard_before >= 100, "2 s of audio after the switch")
-            await wait_for(lambda: "RtcpSrPacket" in reports[reports_before:], "a sender report after the switch")
-            return pcm[heard_before:], next(iter(dtls._get_stats().values())).packetsSent - sent_before
-        finally:
-            for task in tasks:
-                task.cancel()
-            await server.close()
-            await client.close()
-
-    heard, sent = asyncio.run(run())
-    assert sent >= 100  # counted as aiortc counts them
-    samples = np.concatenate(heard[-50:]).astype(np.float64)
-    spectrum = np.abs(np.fft.rfft(samples))
-    peak_hz = np.argmax(spectrum[1:]) * 48000 / samples.size
-    assert abs(peak_hz - 440) < 5, peak_hz
