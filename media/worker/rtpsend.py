@@ -17,22 +17,13 @@ so all of that but the RTP header is the same work repeated per member.
   form, one ``abs-send-time`` per frame) in front of the shared payload, then SRTP-protects and sends it through
   the sender's DTLS transport. The bytes on the wire are those aiortc would send.
 
-Sending a packet through aiortc (``RTCDtlsTransport._send_rtp`` → ``RTCIceTransport._send`` → aioice's
-``Connection.send``/``sendto`` → ``StunProtocol.send_data``) awaits four coroutines per packet before the socket's
-``sendto``; at 1.8 Mb/s that is ≈ 190 packets per member per second on the event loop. :func:`datagram_sender`
-resolves that chain once per frame (the transport is connected, the nominated pair is a plain UDP pair) to the
-sender's SRTP session and the pair's ``sendto`` and the loop calls them directly; anything else (not connected
-yet, a TURN relay, another aioice) takes aiortc's path. Transport counters are kept as aiortc keeps them.
-
 What stays aiortc's: RTCP (SR from the counters this loop keeps up to date: packets, octets, the last RTP/NTP
 timestamp pair), REMB and PLI/FIR routing (``media.worker.keyframes``), ``replaceTrack`` and ``stop()``.
 NACK: the loop keeps the sent (unprotected) packets in a history of ``RTP_HISTORY_SIZE`` like aiortc, and the
 sender's ``_retransmit`` is replaced to resend from it, wrapped as RTX (RFC 4588) when RTX was negotiated.
 Private aiortc attributes used (checked by ``install``, which leaves a sender that lacks them alone):
 ``_RTCRtpSender__{started,rtp_started,rtp_exited,mid,rtp_header_extensions_map,rtx_payload_type,
-rtx_sequence_number,packet_count,octet_count,ntp_timestamp,rtp_timestamp,track}``; for the direct send,
-``RTCDtlsTransport._{state,tx_srtp}`` and ``_RTCDtlsTransport__tx_{bytes,packets}``,
-``RTCIceTransport._connection``, aioice ``Connection._nominated`` (checked on every frame).
+rtx_sequence_number,packet_count,octet_count,ntp_timestamp,rtp_timestamp,track}``.
 """
 
 from __future__ import annotations
@@ -46,12 +37,10 @@ import traceback
 from typing import NamedTuple
 
 import av
-from aioice.ice import StunProtocol
 from aiortc import clock
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, pack_header_extensions, wrap_rtx
 from aiortc.utils import random32, uint16_add, uint32_add
@@ -127,44 +116,6 @@ class SharedPacketizer:
             return frame
 
 
-class DatagramSender(NamedTuple):
-    """The resolved send path of a connected DTLS transport: ``send(packet)`` SRTP-protects one RTP packet and
-    writes it to the nominated UDP pair without awaiting (``asyncio`` buffers it if the socket would block)."""
-
-    dtls: object
-    protect: object
-    sendto: object
-    address: tuple
-
-    def send(self, packet: bytes) -> int:
-        """Protect and send ``packet``; returns the bytes written (SRTP packet size)."""
-        data = self.protect(packet)
-        self.sendto(data, self.address)
-        return len(data)
-
-    def count(self, packets: int, octets: int) -> None:
-        """Add what :meth:`send` sent to the transport's counters (``RTCTransportStats``), as aiortc would."""
-        dtls = self.dtls
-        dtls._RTCDtlsTransport__tx_packets += packets
-        dtls._RTCDtlsTransport__tx_bytes += octets
-
-
-def datagram_sender(dtls) -> DatagramSender | None:
-    """The direct send path of ``dtls`` (an ``RTCDtlsTransport``), or None for aiortc's own: not connected, a
-    relayed (TURN) or missing pair, a closing socket, or aiortc/aioice internals other than 1.16/0.13's."""
-    if getattr(dtls, "_state", None) is not DtlsState.CONNECTED or not hasattr(dtls, "_RTCDtlsTransport__tx_bytes"):
-        return None
-    nominated = getattr(getattr(getattr(dtls, "transport", None), "_connection", None), "_nominated", None)
-    pair = nominated.get(1) if isinstance(nominated, dict) else None
-    protocol = getattr(pair, "protocol", None)
-    if type(protocol) is not StunProtocol:
-        return None
-    udp = getattr(protocol, "transport", None)
-    if udp is None or udp.is_closing():
-        return None
-    return DatagramSender(dtls, dtls._tx_srtp.protect, udp.sendto, pair.remote_addr)
-
-
 def _private(sender, name: str):
     return getattr(sender, "_RTCRtpSender__" + name)
 
@@ -176,8 +127,7 @@ def _set_private(sender, name: str, value) -> None:
 class SharedPacketStream:
     """The RTP loop of one member's canvas sender over a :class:`SharedPacketizer` (see the module docstring).
 
-    Counters: ``frames`` and ``packets`` sent, ``direct_frames`` (of those, sent by :func:`datagram_sender`'s
-    path), ``retransmits`` (NACKed packets resent).
+    Counters: ``frames`` and ``packets`` sent, ``retransmits`` (NACKed packets resent).
     """
 
     def __init__(self, sender, packetizer: SharedPacketizer) -> None:
@@ -187,7 +137,6 @@ class SharedPacketStream:
         self._history: dict[int, bytes] = {}
         self.frames = 0
         self.packets = 0
-        self.direct_frames = 0
         self.retransmits = 0
 
     def _extensions(self, mid: str | None) -> bytes:
@@ -233,23 +182,15 @@ class SharedPacketStream:
                 extensions = self._extensions(_private(sender, "mid"))
                 first = _RTP_V2_EXTENSION if extensions else _RTP_V2
                 ssrc = sender._ssrc
-                direct = datagram_sender(sender.transport)
                 send_rtp = sender.transport._send_rtp
                 last = len(payloads) - 1
-                octets = 0
                 for i, payload in enumerate(payloads):
                     marker = 0x80 if i == last else 0
                     packet = pack_header(first, marker | payload_type, sequence_number, timestamp, ssrc)
                     packet = b"".join((packet, extensions, payload))
                     history[sequence_number % RTP_HISTORY_SIZE] = packet
-                    if direct is None:
-                        await send_rtp(packet)
-                    else:
-                        octets += direct.send(packet)
+                    await send_rtp(packet)
                     sequence_number = uint16_add(sequence_number, 1)
-                if direct is not None:
-                    direct.count(len(payloads), octets)
-                    self.direct_frames += 1
                 _set_private(sender, "ntp_timestamp", clock.current_ntp_time())
                 _set_private(sender, "rtp_timestamp", timestamp)
                 _set_private(sender, "octet_count", _private(sender, "octet_count") + frame.size)

@@ -147,25 +147,17 @@ def test_two_members_decode_one_packetization_with_their_own_headers():
         try:
             await room.feed(45)
             await wait_for(lambda: all(len(m.frames) >= 30 for m in members), "decoded frames at both members")
-            transport_stats = [
-                next(iter(m.sender.transport._get_stats().values())) for m in members
-            ]  # read while connected
-            return room, members, transport_stats
+            return room, members
         finally:
             for member in members:
                 await member.close()
 
-    room, members, transport_stats = asyncio.run(run())
+    room, members = asyncio.run(run())
 
     # Each encoded packet was packetized once, for both members.
     assert room.packetizer.packed == room.packets
-    for member, stats in zip(members, transport_stats, strict=True):
+    for member in members:
         assert member.stream is not None and member.stream.frames >= 30
-        # Connected over a plain UDP pair: every frame took the direct send path, and the transport's counters
-        # (RTCTransportStats, which also count RTCP) include every packet it sent, each 10 bytes of SRTP tag longer.
-        assert member.stream.direct_frames == member.stream.frames
-        assert stats.packetsSent >= member.stream.packets
-        assert stats.bytesSent >= sum(len(p) + 10 for p in member.stream._history.values())
         for frame in member.frames[2:]:
             centre = frame.to_ndarray(format="rgb24")[HEIGHT // 2, WIDTH // 2].astype(int)
             assert np.all(np.abs(centre - COLOUR) <= 12), centre
