@@ -513,6 +513,41 @@ function memberActions(session, m) {
   return actions;
 }
 
+/** Whether a freshly built control does what the one on the page does (same kind, label and choices). */
+function sameControl(a, b) {
+  if (a.tagName !== b.tagName || a.dataset.control !== b.dataset.control) return false;
+  if (a.getAttribute("aria-label") !== b.getAttribute("aria-label") || a.textContent !== b.textContent) return false;
+  if (a.tagName !== "SELECT") return true;
+  const choices = (select) => [...select.options].map((o) => o.value).join("\n");
+  return a.value === b.value && choices(a) === choices(b);
+}
+
+/**
+ * Bring a member's action group up to date with a freshly built one, keeping every control that did not change
+ * as the same node, where it is: a control replaced or moved between mouse down and mouse up loses the click, so
+ * a mute arriving while the user presses Remove must not touch Remove.
+ */
+function updateActions(li, fresh) {
+  const group = li.querySelector(".member-actions");
+  if (!fresh.childElementCount) {
+    group?.remove();
+    return;
+  }
+  if (!group) {
+    li.append(fresh);
+    return;
+  }
+  const current = new Map([...group.children].map((el) => [el.dataset.control, el]));
+  const wanted = [...fresh.children].map((el) => {
+    const kept = current.get(el.dataset.control);
+    return kept && sameControl(kept, el) ? kept : el;
+  });
+  for (const el of [...group.children]) if (!wanted.includes(el)) el.remove();
+  wanted.forEach((el, i) => {
+    if (group.children[i] !== el) group.insertBefore(el, group.children[i] || null);
+  });
+}
+
 /**
  * Render the member list in place: an item is rebuilt only where what it shows changed, and a control that had
  * the keyboard focus gets it back after its item is rebuilt (talking updates arrive many times a second).
@@ -557,9 +592,7 @@ function renderMembers(session) {
       li.dataset.infoKey = infoKey;
     }
     if (li.dataset.actionsKey !== actionsKey) {
-      li.querySelector(".member-actions")?.remove();
-      const actions = memberActions(session, m);
-      if (actions.childElementCount) li.append(actions);
+      updateActions(li, memberActions(session, m));
       li.dataset.actionsKey = actionsKey;
     }
     return li;
