@@ -81,8 +81,9 @@ def media_request(channel: str, command: dict, *, timeout_seconds: float) -> dic
 
 
 def recording_check_none_live(room_session_id) -> None:
-    """409 when the session already has a live recording (one per session). Locks the session row."""
-    RoomSession.objects.select_for_update().filter(id=room_session_id).first()
+    """409 when the session already has a live recording (one per session). Locks the session row (NO KEY UPDATE,
+    as ``playbacks._live_session``: concurrent inserts referencing the session commit without waiting for it)."""
+    RoomSession.objects.select_for_update(no_key=True).filter(id=room_session_id).first()
     if Recording.objects.filter(room_session_id=room_session_id, status__in=LIVE_RECORDING_STATUSES).exists():
         raise Conflict("The room session is already being recorded.")
 

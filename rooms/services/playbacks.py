@@ -165,8 +165,15 @@ def _is_uuid(value: str) -> bool:
 
 
 def _live_session(actor: Actor) -> RoomSession:
+    """The actor's live session, its row locked for the transaction (FOR NO KEY UPDATE of that row alone).
+
+    Only the session row: a lock that also took the joined project row (plain ``FOR UPDATE`` of a join) conflicts
+    with the ``FOR KEY SHARE`` locks that every concurrent insert referencing the project takes for its foreign
+    key (the media worker's event rows), in the opposite order, and PostgreSQL aborted one of them as a deadlock.
+    ``NO KEY UPDATE`` still serialises playback starts of a session and a session's end, and lets those inserts
+    through."""
     session = (
-        RoomSession.objects.select_for_update()
+        RoomSession.objects.select_for_update(of=("self",), no_key=True)
         .filter(id=actor.room_session_id, project_id=actor.project_id)
         .select_related("project")
         .first()
