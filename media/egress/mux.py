@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import fractions
 import logging
+import os
 import queue
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +63,50 @@ def h264_extradata(keyframe: bytes) -> bytes:
     """SPS and PPS of a keyframe as Annex B extradata; ``b""`` when the keyframe carries none."""
     parts = [u for u in annexb_nal_units(keyframe) if u[0] & 0x1F in (H264_SPS, H264_PPS)]
     return b"".join(b"\x00\x00\x00\x01" + u for u in parts)
+
+
+def complete_fragments_size(path: str | os.PathLike) -> int:
+    """Bytes of ``path`` — a fragmented MP4 that a full disk or a crash may have cut anywhere — up to the end of
+    its last complete fragment (``moof`` + ``mdat``), or of ``ftyp``/``moov`` before the first.
+
+    Walks the top-level boxes (ISO/IEC 14496-12 §4.2: a 32-bit size, a 64-bit ``largesize`` when it is 1, 0 for
+    "to the end of the file") with one seek and one read per box. A ``moof`` counts only with its complete
+    ``mdat``. Why it matters: FFmpeg's mov demuxer reads every top-level box when it opens a file, and a file cut
+    inside a ``moof`` does not open at all ("error reading header"); cut after a complete box it plays up to the
+    cut. Raises ``OSError`` when ``path`` cannot be read."""
+    with open(path, "rb") as fh:
+        total = os.fstat(fh.fileno()).st_size
+        offset = kept = 0
+        while offset + 8 <= total:
+            fh.seek(offset)
+            header = fh.read(16)
+            size, box_type = struct.unpack(">I4s", header[:8])
+            header_len = 8
+            if size == 1:
+                if len(header) < 16:
+                    break
+                size, header_len = struct.unpack(">Q", header[8:16])[0], 16
+            elif size == 0:
+                size = total - offset
+            if size < header_len or offset + size > total:
+                break
+            offset += size
+            if box_type != b"moof":
+                kept = offset
+    return kept
+
+
+def trim_to_complete_fragments(path: str | os.PathLike) -> int:
+    """Truncate ``path`` (fragmented MP4) to ``complete_fragments_size``; returns the bytes removed (0 when the
+    file ends on a complete fragment). Only for a file nothing writes any more. Raises ``OSError``."""
+    size = os.path.getsize(path)
+    kept = complete_fragments_size(path)
+    if kept < size:
+        os.truncate(path, kept)
+        logger.info(
+            "fragmented mp4 trimmed to its last complete fragment path=%s size=%d removed=%d", path, kept, size - kept
+        )
+    return size - kept
 
 
 @dataclass(slots=True)
@@ -125,7 +171,9 @@ class ContainerWriter:
     """A thread muxing ``OutItem``s into ``target`` (a path or URL) with ``format`` and ``options``.
 
     ``on_opened()`` (once the first packet is written), ``on_error(exc)`` and ``on_closed(stats)`` are called on
-    ``loop``. ``stats``: ``{"video_packets", "audio_packets", "duration_s"}``."""
+    ``loop``. ``stats``: ``{"video_packets", "audio_packets", "duration_s"}``. ``repair(target)``, when given, runs
+    in the writer thread after a failed write closed the container and before ``on_error`` (the recorder trims a
+    file cut by a full disk to its last complete fragment); its own errors are logged."""
 
     def __init__(
         self,
@@ -141,6 +189,7 @@ class ContainerWriter:
         on_opened: Callable[[], Any] | None = None,
         on_error: Callable[[BaseException], Any] | None = None,
         on_closed: Callable[[dict], Any] | None = None,
+        repair: Callable[[str], Any] | None = None,
         name: str = "egress",
     ) -> None:
         self.target = target
@@ -150,6 +199,7 @@ class ContainerWriter:
         self.aac_extradata = aac_extradata
         self.loop = loop
         self.on_opened, self.on_error, self.on_closed = on_opened, on_error, on_closed
+        self.repair = repair
         self.queue: queue.Queue = queue.Queue(maxsize=WRITER_QUEUE_SIZE)
         self.failed = False
         self.dropped = 0
@@ -244,5 +294,10 @@ class ContainerWriter:
                     container.close()
                 except Exception:  # noqa: BLE001 - the original error is the one to report
                     pass
+                if self.repair is not None:
+                    try:
+                        self.repair(self.target)
+                    except Exception:  # noqa: BLE001 - the write error is the one to report
+                        logger.exception("repair after a write error failed target=%s", self.target)
             self._call(self.on_error, exc)
         self._call(self.on_closed, stats)

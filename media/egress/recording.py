@@ -1,12 +1,12 @@
 """The recorder: a room's shared H.264 packets and AAC mix muxed into a **fragmented MP4** while the room runs.
 
 File: ``PARLEY_DATA_DIR/recordings/<recording id>.mp4`` with ``movflags=frag_keyframe+empty_moov+
-default_base_moof`` and ``frag_duration`` 1 s, so a process that dies leaves a file playable up to its last
-complete fragment. ``pause()``/``resume()`` cut the paused span out of the timeline (no gap); ``stop()`` flushes
+default_base_moof`` and ``frag_duration`` 1 s, so a process that dies leaves a file whose complete fragments
+finalisation keeps (``mux.complete_fragments_size``). ``pause()``/``resume()`` cut the paused span out of the timeline (no gap); ``stop()`` flushes
 and closes, then ``on_finished(recorder)`` runs on the loop (the supervisor enqueues finalisation).
 
 A write error (a full disk: ``OSError`` ENOSPC) fails the recorder with ``failure_reason``; what was written
-stays on disk.
+stays on disk, trimmed to its last complete fragment (a file cut inside a ``moof`` would not open in FFmpeg).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from media.egress.hub import MediaItem, RoomEgressHub
-from media.egress.mux import ContainerWriter, Timeline
+from media.egress.mux import ContainerWriter, Timeline, trim_to_complete_fragments
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class Recorder:
             loop=asyncio.get_running_loop(),
             on_error=self._on_error,
             on_closed=self._on_closed,
+            repair=trim_to_complete_fragments,
             name=f"rec-{recording_id[:8]}",
         )
 

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from media.egress.mux import complete_fragments_size
 from parley.db import close_stale_connections
 from rooms.events import event_emit
 from rooms.exceptions import StorageUnavailable
@@ -196,7 +197,27 @@ def stream_finished(stream_id: str, *, reason: str, restarts: int) -> None:
 # -- finalisation ----------------------------------------------------------------------------------------------
 def _remux_faststart(source: Path, target: Path) -> int:
     """Copy the packets of ``source`` (fragmented MP4, possibly cut short) into a progressive MP4 with the moov
-    first. Returns the number of video packets copied; stops quietly at a truncated tail."""
+    first. Returns the number of video packets copied. A source cut by a crash or a full disk is read up to its
+    last complete fragment (a copy of that prefix when the cut is elsewhere: the source is left as it is)."""
+    kept = complete_fragments_size(source)
+    if kept == source.stat().st_size:
+        return _remux_packets(source, target)
+    prefix = target.with_name(f"{target.stem}.prefix.mp4")
+    try:
+        with open(source, "rb") as src, open(prefix, "wb") as dst:
+            remaining = kept
+            while remaining and (chunk := src.read(min(remaining, 1 << 20))):
+                dst.write(chunk)
+                remaining -= len(chunk)
+        logger.info(
+            "recording source cut inside a fragment source=%s size=%d complete=%d", source, source.stat().st_size, kept
+        )
+        return _remux_packets(prefix, target)
+    finally:
+        prefix.unlink(missing_ok=True)
+
+
+def _remux_packets(source: Path, target: Path) -> int:
     video_packets = 0
     with av.open(str(source)) as inp:
         streams = [s for s in inp.streams if s.type in ("video", "audio")]

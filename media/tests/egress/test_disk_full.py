@@ -1,5 +1,6 @@
 """A recording whose disk fills up: written to a 1 MiB tmpfs, it ends ``failed`` with ``disk_full`` (in the row
-and in ``recording.ended``), the part written stays and decodes, and the room and its other recording run on."""
+and in ``recording.ended``), the part written stays (trimmed to its last complete fragment) and decodes, and the
+room and its other recording run on."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from media import protocol
+from media.egress.mux import complete_fragments_size
 from media.tests.egress.helpers import decoded_video_frames, egress, wait_until
 from media.tests.worker.conftest import join, listen_room_events, placed_channel, receive
 from media.tests.worker.synthetic import SyntheticMember
@@ -80,9 +82,10 @@ async def test_a_full_disk_fails_the_recording_keeps_its_part_and_the_room_runs_
         assert row.status == Recording.Status.FAILED and row.failure_reason == "disk_full"
         assert row.finished_at is not None
 
-        # The part written stays on the full disk and decodes up to its last complete fragment.
+        # The part written stays on the full disk, trimmed to its last complete fragment, and decodes.
         written = on_tiny_disk.stat().st_size
         assert TINY_DISK_BYTES // 2 < written <= TINY_DISK_BYTES
+        assert complete_fragments_size(on_tiny_disk) == written
         assert row.working_path.endswith(f"{full.id}.mp4") and Path(row.working_path).exists()
         frames = decoded_video_frames(on_tiny_disk)
         assert frames >= 15, f"{frames} video frames decoded from the {written} bytes written: {_probe(on_tiny_disk)}"
@@ -121,9 +124,18 @@ async def _finished(recording_id) -> Recording | None:
 def _probe(path: Path) -> str:
     """What ffprobe reads of ``path`` (streams, packets counted, errors), for a failure message."""
     probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_packets", "-count_frames", "-show_entries",
-         "stream=codec_name,width,height,nb_read_packets,nb_read_frames,extradata_size", "-of", "compact",
-         str(path)],
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_packets",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_packets,nb_read_frames,extradata_size",
+            "-of",
+            "compact",
+            str(path),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
