@@ -226,6 +226,8 @@ PARLEY_ICE_HOST_ADDRESSES = env.list("PARLEY_ICE_HOST_ADDRESSES", default=["127.
 PARLEY_ICE_ANNOUNCED_ADDRESS = env.str("PARLEY_ICE_ANNOUNCED_ADDRESS", default="")
 # "embedded": the media worker runs inside the web process; "external": `manage.py mediaworker` processes.
 PARLEY_MEDIA_WORKER = env.str("PARLEY_MEDIA_WORKER", default="embedded")
+# Members mixed at most when more talk at once (the loudest; 0: every member above its noise gate). docs/layouts.md
+PARLEY_MIX_MAX_SOURCES = env.int("PARLEY_MIX_MAX_SOURCES", default=4)
 PARLEY_MEDIA_TTL_DEFAULT = env.int("PARLEY_MEDIA_TTL_DEFAULT", default=900)
 PARLEY_TOKEN_TTL_DEFAULT = env.int("PARLEY_TOKEN_TTL_DEFAULT", default=24 * 3600)
 PARLEY_RECONNECT_GRACE_SECONDS = env.int("PARLEY_RECONNECT_GRACE_SECONDS", default=30)

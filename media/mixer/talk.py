@@ -10,6 +10,12 @@ Per 20 ms frame (``reference/signalwire-freeswitch.md`` §3.1–3.3):
   floor (the ``floor`` slot of highlight layouts) follows after the new holder kept the floor for
   ``video-auto-floor-msec`` (1 s = 50 frames).
 
+When more members talk at once than a mix takes (``PARLEY_MIX_MAX_SOURCES``, 4 by default), :class:`MixSources`
+picks the loudest by IIR score, keeping those already mixed while they talk (no voice is cut mid-word) unless a
+newcomer is twice as loud (+6 dB) as the quietest of them — the "N loudest speakers" of conferencing servers
+(Jitsi Videobridge's ``loudest`` routing, 3 by default). Beyond intelligibility, it bounds a room's Opus work:
+every source needs its own mix-minus encode, everyone else shares one.
+
 ``input_sensitivity`` (SignalWire, 0–100, default 30) sets the gate on a log scale:
 ``energy_level = 32768 × 10^(−sensitivity × 1.4763 / 20)``, i.e. each step lowers the gate ≈1.48 dB.
 0 → 32768 (above any mean level: never talks), 30 → 200 (FreeSWITCH's video profiles' ``energy-level``),
@@ -30,6 +36,7 @@ logger = logging.getLogger(__name__)
 FULL_SCALE = 32768.0
 DEFAULT_SENSITIVITY = 30.0
 DEFAULT_SENSITIVITY_GATE = 200.0
+TAKEOVER_RATIO = 2.0  # a newcomer replaces the quietest mixed source when its IIR score is twice as high (+6 dB)
 # dB per sensitivity step, chosen so that the default sensitivity gives FreeSWITCH's energy level of 200.
 DB_PER_SENSITIVITY_STEP = 20.0 * math.log10(FULL_SCALE / DEFAULT_SENSITIVITY_GATE) / DEFAULT_SENSITIVITY
 
@@ -151,3 +158,42 @@ class FloorTracker:
         elif self.audio_floor != self.video_floor and self._held_frames > cfg.video_floor_hold_frames:
             self.video_floor = self.audio_floor
         return self.video_floor
+
+
+class MixSources:
+    """Which of the members whose frames pass the noise gate a mix takes, one :meth:`update` per 20 ms frame.
+
+    ``max_sources``: how many members are mixed at most (0: no limit). While no more members than that are
+    candidates, all are mixed. Beyond it, members already mixed stay while they remain candidates, free places
+    go to the loudest others (IIR score), and a candidate more than ``takeover_ratio`` times as loud as the
+    quietest mixed member takes that member's place (one change per frame). Ties go to the member id that sorts
+    first, so the choice is deterministic.
+    """
+
+    def __init__(self, max_sources: int, takeover_ratio: float = TAKEOVER_RATIO) -> None:
+        if max_sources < 0:
+            raise ValueError("max_sources must be 0 (no limit) or more")
+        self.max_sources = max_sources
+        self.takeover_ratio = takeover_ratio
+        self.mixed: set[str] = set()
+
+    def update(self, candidates: Mapping[str, float]) -> set[str]:
+        """``candidates``: ``{member_id: IIR score}`` of the members whose frame would be mixed this tick.
+        Returns the members to mix (a subset of ``candidates``)."""
+        if not self.max_sources or len(candidates) <= self.max_sources:
+            self.mixed = set(candidates)
+            return set(self.mixed)
+        mixed = {m for m in self.mixed if m in candidates}
+        others = sorted((m for m in candidates if m not in mixed), key=lambda m: (-candidates[m], m))
+        while len(mixed) > self.max_sources:  # the limit was lowered: the quietest go
+            mixed.remove(min(mixed, key=lambda m: (candidates[m], m)))
+        free = self.max_sources - len(mixed)
+        mixed.update(others[:free])
+        others = others[free:]
+        if others and mixed:
+            quietest = min(mixed, key=lambda m: (candidates[m], m))
+            if candidates[others[0]] > self.takeover_ratio * candidates[quietest]:
+                mixed.remove(quietest)
+                mixed.add(others[0])
+        self.mixed = mixed
+        return set(mixed)

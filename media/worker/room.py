@@ -222,6 +222,8 @@ class RoomMixer:
         self.keyframes = self.video_groups[H264].keyframes
         self.compositor = compositor.Compositor(self.canvas_w, self.canvas_h)
         self.floor = talk.FloorTracker()
+        # The members the mix takes when more talk at once than it takes (the loudest; audio thread only).
+        self.mix_sources = talk.MixSources(settings.PARLEY_MIX_MAX_SOURCES)
         self.floor_member_id: str | None = None
         self.layers: list = []
         self.concrete_layout: str = self.layout_name
@@ -669,7 +671,8 @@ class RoomMixer:
     def _audio_work(self, members: list[MemberMedia]) -> AudioTick:
         """Audio thread, once per 20 ms tick: decode what every member's audio input received, take each
         member's next frame from its jitter buffer, detect talking (``member.talking`` is set here; the event
-        loop emits the changes), mix every listener's mix-minus and Opus-encode each distinct mix once.
+        loop emits the changes), pick the sources (noise gate, ``talk.MixSources``), mix every listener's
+        mix-minus and Opus-encode each distinct mix once.
 
         ``members``: the room's members when the tick started (a snapshot: joins and leaves land next tick)."""
         sinks = [(m, m.audio_sink) for m in members if m.audio_sink is not None and m.audio_sink.has_pending]
@@ -690,13 +693,20 @@ class RoomMixer:
         by_id = {m.member_id: m for m in members}
         outputs = {m.member_id: m.audio_out for m in members if m.audio_out is not None}
         talking, scores = _detect_talking(inputs, by_id)
-        gated = {member_id for member_id in inputs if _below_noise_gate(by_id[member_id])}
+        # Deaf also mutes (DESIGN §6); a frame below the member's noise gate is not mixed.
+        muted = {m.member_id for m in members if m.audio_muted or m.deaf or not m.sends_media}
+        muted.update(member_id for member_id in inputs if _below_noise_gate(by_id[member_id]))
+        # Beyond PARLEY_MIX_MAX_SOURCES talking members, the loudest are mixed (playbacks always are).
+        candidates = {
+            member_id: scores[member_id] for member_id in inputs if member_id in scores and member_id not in muted
+        }
+        mixed = self.mix_sources.update(candidates)
+        muted.update(member_id for member_id in candidates if member_id not in mixed)
         per_listener, full = audio_mix.mix_minus(
             inputs,
             input_gain_db={m.member_id: m.input_volume for m in members},
             output_gain_db={m.member_id: m.output_volume for m in members},
-            # Deaf also mutes (DESIGN §6).
-            muted={m.member_id for m in members if m.audio_muted or m.deaf or not m.sends_media} | gated,
+            muted=muted,
             deaf={m.member_id for m in members if m.deaf},
             listeners=list(outputs),
         )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from media.mixer.audio import SAMPLE_RATE_HZ, SAMPLES_PER_FRAME
-from media.mixer.talk import FloorTracker, TalkConfig, TalkDetector, sensitivity_to_energy_level
+from media.mixer.talk import FloorTracker, MixSources, TalkConfig, TalkDetector, sensitivity_to_energy_level
 
 SILENCE = np.zeros(SAMPLES_PER_FRAME, np.int16)
 
@@ -194,3 +194,50 @@ def test_an_empty_room_has_no_floor():
     tracker = FloorTracker()
 
     assert tracker.update({}) is None
+
+
+# -- the mix's sources (MixSources) ----------------------------------------------------------------------------
+
+
+def test_every_candidate_is_mixed_up_to_the_limit_and_without_one():
+    assert MixSources(3).update({"a": 10.0, "b": 500.0, "c": 20.0}) == {"a", "b", "c"}
+    assert MixSources(0).update({f"m{i}": float(i) for i in range(30)}) == {f"m{i}" for i in range(30)}
+    assert MixSources(2).update({}) == set()
+
+
+def test_beyond_the_limit_the_loudest_are_mixed():
+    sources = MixSources(2)
+    assert sources.update({"a": 100.0, "b": 900.0, "c": 400.0, "d": 50.0}) == {"b", "c"}
+
+
+def test_a_mixed_member_keeps_its_place_against_a_slightly_louder_newcomer():
+    sources = MixSources(2)
+    sources.update({"a": 300.0, "b": 400.0})
+    assert sources.update({"a": 300.0, "b": 400.0, "c": 590.0}) == {"a", "b"}  # 590 < 2 × 300
+    assert sources.update({"a": 300.0, "b": 400.0, "c": 610.0}) == {"c", "b"}  # twice as loud as the quietest: in
+
+
+def test_one_place_changes_per_frame():
+    sources = MixSources(2)
+    sources.update({"a": 100.0, "b": 100.0})
+    assert sources.update({"a": 100.0, "b": 100.0, "c": 1000.0, "d": 1000.0}) == {"b", "c"}  # "a" sorts first
+    assert sources.update({"a": 100.0, "b": 100.0, "c": 1000.0, "d": 1000.0}) == {"c", "d"}
+
+
+def test_a_member_who_stops_talking_frees_its_place_for_the_loudest_waiting():
+    sources = MixSources(2)
+    sources.update({"a": 300.0, "b": 400.0})
+    sources.update({"a": 300.0, "b": 400.0, "c": 350.0, "d": 200.0})
+    assert sources.update({"b": 400.0, "c": 350.0, "d": 200.0}) == {"b", "c"}  # "a" went below its gate
+
+
+def test_a_lowered_limit_drops_the_quietest():
+    sources = MixSources(3)
+    sources.update({"a": 300.0, "b": 400.0, "c": 100.0})
+    sources.max_sources = 2
+    assert sources.update({"a": 300.0, "b": 400.0, "c": 100.0}) == {"a", "b"}
+
+
+def test_a_negative_limit_is_refused():
+    with pytest.raises(ValueError):
+        MixSources(-1)

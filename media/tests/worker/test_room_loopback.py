@@ -168,6 +168,38 @@ async def test_a_member_below_its_noise_gate_is_not_mixed_until_its_sensitivity_
         assert tone_magnitude(clients[0].recent_audio(0.3), TONES_HZ[0]) < 5
 
 
+async def test_beyond_the_mix_source_limit_the_quietest_talker_is_left_out(
+    channel_layer, worker, make_session, make_member, settings
+):
+    settings.PARLEY_MIX_MAX_SOURCES = 2
+    # Three talkers, member 0 four times quieter (+12 dB below) than the others, all above their noise gates.
+    amplitudes = (2000, 8000, 8000)
+    async with room_of_three(channel_layer, worker, make_session, make_member, amplitudes) as (
+        session,
+        members,
+        clients,
+        _ev,
+    ):
+        for listener, talker in ((1, 2), (2, 1)):
+            await clients[listener].wait_for(
+                lambda lis=listener, t=talker: (
+                    tone_magnitude(clients[lis].recent_audio(0.5), TONES_HZ[t]) > 200
+                    and tone_magnitude(clients[lis].recent_audio(0.5), TONES_HZ[0]) < 5
+                ),
+                timeout_s=8,
+                what=f"member {listener} hearing member {talker} and not member 0",
+            )
+        # Member 0, left out of the mix, hears both mixed members; it still counts as talking.
+        await clients[0].wait_for(
+            lambda: min(tone_magnitude(clients[0].recent_audio(0.5), TONES_HZ[j]) for j in (1, 2)) > 200,
+            timeout_s=8,
+            what="member 0 hearing members 1 and 2",
+        )
+        room = worker.rooms[str(session.id)]
+        assert room.mix_sources.mixed == {str(members[1].id), str(members[2].id)}
+        assert room.members[str(members[0].id)].talking
+
+
 async def test_a_pli_from_one_receiver_yields_a_keyframe_for_every_receiver(
     channel_layer, worker, make_session, make_member
 ):
