@@ -137,7 +137,7 @@ def member_resolve(*, actor: Actor, member_id) -> Member:
     except ValueError as e:
         raise NotFound("Member not found.", attribute="member_id") from e
     qs = (
-        Member.objects.select_for_update()
+        Member.objects.select_for_update(no_key=True)
         .select_related("room_session")
         .filter(
             id=member_uuid,

@@ -170,7 +170,7 @@ def room_recording_delete(*, actor: Actor, recording: Recording) -> None:
     finishes: each file removal is idempotent)."""
     from media.egress.services import recording_delete
 
-    recording = Recording.objects.select_for_update().filter(pk=recording.pk).first()
+    recording = Recording.objects.select_for_update(no_key=True).filter(pk=recording.pk).first()
     if recording is None:  # deleted meanwhile
         raise NotFound("Recording not found.")
     if recording.status in (Recording.Status.RECORDING, Recording.Status.PAUSED, Recording.Status.PROCESSING):

@@ -3,6 +3,11 @@
 Every function is sync (call it through ``database_sync_to_async`` from async code), writes inside one
 transaction, audits, and emits its events after commit through ``rooms.events``.
 
+Row locks are ``FOR NO KEY UPDATE`` (no key column is ever updated): they serialise the actions on a room, a
+session or a member among themselves, while concurrent inserts of rows that reference the locked row (events,
+members, recordings; their foreign-key checks take ``FOR KEY SHARE`` on PostgreSQL) neither wait for them nor
+deadlock with them (``rooms/tests/test_row_locks.py``).
+
 Events: ``room.started`` (first join; webhook name), ``member.joined``, ``memberList.updated``,
 ``member.left`` (``{"member": {...}, "reason"}``), ``room.updated`` (``{"room_session": {..., "updated":
 [...]}}``), ``room.ended``.
@@ -114,7 +119,11 @@ def _room_for_grant(grant: RoomGrant) -> Room:
 
 
 def _live_session(room: Room) -> tuple[RoomSession, bool]:
-    session = RoomSession.objects.select_for_update().filter(room=room, status=RoomSession.Status.IN_PROGRESS).first()
+    session = (
+        RoomSession.objects.select_for_update(no_key=True)
+        .filter(room=room, status=RoomSession.Status.IN_PROGRESS)
+        .first()
+    )
     if session is not None:
         return session, False
     try:
@@ -137,7 +146,10 @@ def _live_session(room: Room) -> tuple[RoomSession, bool]:
             )
             return session, True
     except IntegrityError:  # another join started the session first
-        return RoomSession.objects.select_for_update().get(room=room, status=RoomSession.Status.IN_PROGRESS), False
+        return (
+            RoomSession.objects.select_for_update(no_key=True).get(room=room, status=RoomSession.Status.IN_PROGRESS),
+            False,
+        )
 
 
 def _earliest(*values):
@@ -174,7 +186,7 @@ def member_join(
     if resume_member_id is not None:
         return member_resume(grant=grant, channel_name=channel_name, member_id=resume_member_id)
     room = _room_for_grant(grant)
-    room = Room.objects.select_for_update().get(id=room.id)  # serialise joins of one room
+    room = Room.objects.select_for_update(no_key=True).get(id=room.id)  # serialise joins of one room
     now = timezone.now()
     if not room.is_joinable(now):
         raise RoomNotJoinable()
@@ -221,7 +233,7 @@ def member_resume(*, grant: RoomGrant, channel_name: str, member_id) -> tuple[Me
     except ValueError as e:
         raise InvalidParameter("Must be a member id.", attribute="member_id") from e
     member = (
-        Member.objects.select_for_update()
+        Member.objects.select_for_update(no_key=True)
         .select_related("room_session")
         .filter(
             id=member_uuid,
@@ -248,7 +260,7 @@ def member_leave(*, member_id: uuid.UUID | str, reason: str) -> Member | None:
     ``memberList.updated``; tells the worker ``media.leave``. Ends the session when no member is left or
     the member's token had ``end_room_session_on_leave``. Idempotent: returns None if already gone."""
     member = (
-        Member.objects.select_for_update()
+        Member.objects.select_for_update(no_key=True)
         .select_related("room_session")
         .filter(id=member_id, leave_time__isnull=True)
         .first()
@@ -330,7 +342,7 @@ def _session_for(actor: Actor, room_session_id, *, lock: bool = True) -> RoomSes
         raise NotFound("Room session not found.", attribute="room_session_id")
     qs = RoomSession.objects.filter(id=rs_uuid, project_id=actor.project_id, status=RoomSession.Status.IN_PROGRESS)
     if lock:
-        qs = qs.select_for_update()
+        qs = qs.select_for_update(no_key=True)
     session = qs.first()
     if session is None:
         raise NotFound("Room session not found.", attribute="room_session_id")

@@ -222,7 +222,7 @@ def egress_object_action(*, actor: Actor, action: str, params: dict) -> tuple[st
     from rooms.signalling.schemas import uuid_param
 
     object_id = uuid_param(params, key)
-    obj = MODELS[kind].objects.select_for_update().filter(id=object_id, room_session=session).first()
+    obj = MODELS[kind].objects.select_for_update(no_key=True).filter(id=object_id, room_session=session).first()
     if obj is None:
         raise NotFound(f"{kind.title()} not found.", attribute=key)
     verb = action.split(".", 1)[1]

@@ -1,6 +1,7 @@
-"""Row locks of control actions against concurrent writers on PostgreSQL: a playback start locks its room session's
-row alone and in ``NO KEY UPDATE`` mode, so the media worker's event inserts (whose foreign-key checks take
-``FOR KEY SHARE`` on the project and session rows when they commit) neither wait for it nor deadlock with it.
+"""Row locks of control actions against concurrent writers on PostgreSQL: joins, leaves, moderation, playback and
+recording starts lock their rows in ``NO KEY UPDATE`` mode (a playback start its room session's row alone), so
+the event inserts of other members and of the media worker (whose foreign-key checks take ``FOR KEY SHARE`` on
+the project and session rows when they commit) neither wait for them nor deadlock with them.
 
 Skipped, with the reason printed, unless ``DATABASE_URL`` is PostgreSQL (SQLite locks the whole database).
 """
@@ -17,8 +18,10 @@ from media.tests.worker.playback_media import private_playback_urls  # noqa: F40
 from rooms.actors import Actor
 from rooms.models import Playback, RoomSessionEvent
 from rooms.services.egress import recording_check_none_live
+from rooms.services.members import member_resolve
 from rooms.services.playbacks import in_session, playback_start_prepare
-from rooms.tests.factories import RoomSessionFactory
+from rooms.services.sessions import member_leave
+from rooms.tests.factories import MemberFactory, RoomSessionFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,3 +103,19 @@ def test_a_recording_start_check_does_not_wait_for_an_open_insert_referencing_th
     session = RoomSessionFactory(media_worker="specific.worker!test")
     with OpenInsert(session), lock_timeout("the recording check"), transaction.atomic():
         recording_check_none_live(session.id)
+
+
+def test_a_leave_does_not_wait_for_an_open_insert_referencing_the_session(postgresql):
+    session = RoomSessionFactory(media_worker="specific.worker!test")
+    leaving, staying = MemberFactory(room_session=session), MemberFactory(room_session=session)
+    with OpenInsert(session), lock_timeout("the leave"):
+        assert member_leave(member_id=leaving.id, reason="left") is not None
+    leaving.refresh_from_db()
+    assert leaving.leave_time is not None and staying.room_session.status == session.Status.IN_PROGRESS
+
+
+def test_a_moderation_lookup_does_not_wait_for_an_open_insert_referencing_the_session(postgresql):
+    session = RoomSessionFactory(media_worker="specific.worker!test")
+    member = MemberFactory(room_session=session)
+    with OpenInsert(session), lock_timeout("the member lookup"), transaction.atomic():
+        assert member_resolve(actor=Actor.system(session.project_id), member_id=member.id) == member
