@@ -71,16 +71,43 @@ def _session_take(room_session_id: str, worker_channel: str) -> dict[str, Any] |
 
     Returns the session config (``_session_config``) with ``media_worker`` = the owner after the attempt
     (``worker_channel`` when taken), or None when the session does not exist or is not live.
+
+    Taking a session that another worker held (and stopped heartbeating) or that none held fails the playbacks
+    still live in it with ``worker_lost`` (``playback.ended``): a playback is never re-opened on another worker,
+    and the orphan sweep no longer sees them once this worker heartbeats the session.
     """
+    from rooms.models import Playback
+
     close_stale_connections()
     stale_before = timezone.now() - timedelta(seconds=STALE_AFTER_SECONDS)
     with transaction.atomic():
-        RoomSession.objects.filter(id=room_session_id, status=RoomSession.Status.IN_PROGRESS).filter(
-            Q(media_worker="") | Q(media_worker=worker_channel) | Q(updated_at__lt=stale_before)
-        ).update(media_worker=worker_channel, updated_at=timezone.now())
+        previous = (
+            RoomSession.objects.select_for_update(no_key=True)
+            .filter(id=room_session_id, status=RoomSession.Status.IN_PROGRESS)
+            .values_list("media_worker", flat=True)
+            .first()
+        )
+        taken = (
+            RoomSession.objects.filter(id=room_session_id, status=RoomSession.Status.IN_PROGRESS)
+            .filter(Q(media_worker="") | Q(media_worker=worker_channel) | Q(updated_at__lt=stale_before))
+            .update(media_worker=worker_channel, updated_at=timezone.now())
+        )
         session = RoomSession.objects.filter(id=room_session_id, status=RoomSession.Status.IN_PROGRESS).first()
         if session is None:
             return None
+        if taken and previous != worker_channel:  # no other worker plays them: a holder would hold the session
+            left_live = Playback.objects.filter(
+                room_session_id=room_session_id,
+                state__in=(Playback.State.OPENING, Playback.State.PLAYING, Playback.State.PAUSED),
+            ).values_list("id", flat=True)
+            for playback_id in left_live:
+                logger.warning(
+                    "playback left by a lost worker playback_id=%s room_session_id=%s previous_worker=%s",
+                    playback_id,
+                    room_session_id,
+                    previous,
+                )
+                _playback_failed(str(playback_id), "worker_lost")
         return _session_config(session)
 
 

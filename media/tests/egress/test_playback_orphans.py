@@ -59,3 +59,33 @@ def test_a_playback_of_an_ended_session_completes():
     playback.refresh_from_db()
     assert playback.state == Playback.State.COMPLETED and playback.failure_reason == ""
     assert len(ended_events(playback, "playback.ended")) == 1
+
+
+def test_a_worker_taking_a_session_over_fails_the_playbacks_the_lost_worker_left():
+    from media.worker.db import _session_take
+
+    session = RoomSessionFactory(media_worker="specific.gone!worker")
+    playbacks = [live_playback(session, state) for state in Playback.State.values[:3]]
+    age(RoomSession, session.id, 120)  # the old worker stopped heartbeating it
+
+    config = _session_take(str(session.id), "specific.new!worker")
+    assert config["media_worker"] == "specific.new!worker"
+    for playback in playbacks:
+        playback.refresh_from_db()
+        assert (playback.state, playback.failure_reason) == ("failed", "worker_lost")
+        (payload,) = ended_events(playback, "playback.ended")
+        assert "worker_lost" in str(payload)
+
+
+def test_a_worker_taking_its_own_session_again_or_failing_to_take_one_leaves_the_playbacks_alone():
+    from media.worker.db import _session_take
+
+    mine = RoomSessionFactory(media_worker="specific.this!worker")
+    theirs = RoomSessionFactory(media_worker="specific.alive!worker")  # heartbeated: not taken
+    playbacks = [live_playback(mine), live_playback(theirs)]
+
+    assert _session_take(str(mine.id), "specific.this!worker")["media_worker"] == "specific.this!worker"
+    assert _session_take(str(theirs.id), "specific.this!worker")["media_worker"] == "specific.alive!worker"
+    for playback in playbacks:
+        playback.refresh_from_db()
+        assert playback.state == Playback.State.PLAYING and ended_events(playback, "playback.ended") == []
