@@ -37,9 +37,10 @@ def top_level_boxes(data: bytes) -> list[tuple[int, bytes, int]]:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> bytes:
-    """The bytes of a real recording: ftyp, moov, then at least four 1 s fragments (moof + mdat)."""
+    """The bytes of a real recording up to its last complete fragment: ftyp, moov, then 1 s fragments (moof +
+    mdat) holding at least 4 s of video — 6 s recorded, less a fragment the kill may have cut."""
     path = tmp_path_factory.mktemp("recorded") / "recording.mp4"
-    record_then_kill(path, min_frames=FPS * 4)
+    record_then_kill(path, min_frames=FPS * 6)
     data = path.read_bytes()
     boxes = top_level_boxes(data)
     assert [b[1] for b in boxes[:3]] == [b"ftyp", b"moov", b"moof"], boxes[:3]
