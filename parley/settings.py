@@ -228,6 +228,10 @@ PARLEY_ICE_ANNOUNCED_ADDRESS = env.str("PARLEY_ICE_ANNOUNCED_ADDRESS", default="
 PARLEY_MEDIA_WORKER = env.str("PARLEY_MEDIA_WORKER", default="embedded")
 # Members mixed at most when more talk at once (the loudest; 0: every member above its noise gate). docs/layouts.md
 PARLEY_MIX_MAX_SOURCES = env.int("PARLEY_MIX_MAX_SOURCES", default=4)
+if PARLEY_MIX_MAX_SOURCES < 0:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("PARLEY_MIX_MAX_SOURCES must be 0 (no limit) or a positive number of members.")
 PARLEY_MEDIA_TTL_DEFAULT = env.int("PARLEY_MEDIA_TTL_DEFAULT", default=900)
 PARLEY_TOKEN_TTL_DEFAULT = env.int("PARLEY_TOKEN_TTL_DEFAULT", default=24 * 3600)
 PARLEY_RECONNECT_GRACE_SECONDS = env.int("PARLEY_RECONNECT_GRACE_SECONDS", default=30)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -241,3 +246,16 @@ def test_a_lowered_limit_drops_the_quietest():
 def test_a_negative_limit_is_refused():
     with pytest.raises(ValueError):
         MixSources(-1)
+
+
+@pytest.mark.parametrize(("value", "accepted"), [("2", True), ("0", True), ("-1", False)])
+def test_the_mix_source_limit_setting_is_read_from_the_environment_and_checked(value, accepted):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "parley.settings", "PARLEY_MIX_MAX_SOURCES": value}
+    code = "import django; django.setup(); from django.conf import settings; print(settings.PARLEY_MIX_MAX_SOURCES)"
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    if accepted:
+        assert out.returncode == 0 and out.stdout.split()[-1] == value, out.stderr[-2000:]
+    else:
+        assert out.returncode != 0
+        assert "PARLEY_MIX_MAX_SOURCES must be 0 (no limit) or a positive number" in out.stderr
