@@ -6,7 +6,8 @@ signalling consumer runs the same three steps around its own request to the work
 ``playback_start_refused``). Per-object actions are acknowledged the same way: ``playback_action_prepare``
 (checks, nothing written) → the worker applies ``playback.{action}`` → ``playback_action_apply``
 (``rooms.signalling.egress.egress_object_action``: state, audit, ``playback.updated`` / ``playback.ended``) or
-``playback_action_refusal`` (the worker's refusal as the caller's error).
+``playback_action_refused`` (the worker's refusal as the caller's error; a playback the worker no longer holds
+is failed with ``worker_lost``).
 
 Start, step by step:
 
@@ -338,6 +339,24 @@ def playback_action_refusal(reply: dict | None, *, action: str) -> ParleyError |
     return MediaUnavailable()
 
 
+def playback_action_refused(reply: dict | None, *, action: str, playback_id) -> ParleyError | None:
+    """``playback_action_refusal``, and when the session's worker answered ``not_found`` for a playback whose
+    start it had answered (``playing``/``paused``; an ``opening`` one may not have reached it yet), the row is
+    failed with ``worker_lost`` and ``playback.ended`` emitted: no worker plays it, and one that holds the session
+    heartbeats it, so the orphan sweep would never end it."""
+    refusal = playback_action_refusal(reply, action=action)
+    if (reply or {}).get("code") == "not_found" and refusal is not None:
+        from media.worker.db import _playback_failed
+
+        still_live = Playback.objects.filter(
+            id=playback_id, state__in=(Playback.State.PLAYING, Playback.State.PAUSED)
+        ).exists()
+        if still_live:
+            logger.warning("playback not held by its session's worker playback_id=%s action=%s", playback_id, action)
+            _playback_failed(str(playback_id), "worker_lost")
+    return refusal
+
+
 def playback_action_apply(*, actor: Actor, playback: Playback, action: str, params: dict | None = None) -> dict:
     """The worker applied it: write the state, emit ``playback.updated`` (``playback.ended`` for ``stop``) and
     return the payload (``rooms.signalling.egress.egress_object_action``)."""
@@ -357,7 +376,7 @@ def playback_action(
     """Run ``action`` (a key of ``ACTIONS``; ``seek`` takes ``position_ms``, ``set_volume`` takes ``volume``) on a
     live playback and return its payload. The session's media worker is asked first and answers (or refuses);
     only then is the state written and ``playback.updated`` (``playback.ended`` for ``stop``) emitted. Raises as
-    ``playback_action_prepare`` and ``playback_action_refusal`` (``MediaUnavailable`` when no worker answered
+    ``playback_action_prepare`` and ``playback_action_refused`` (``MediaUnavailable`` when no worker answered
     within ``timeout_seconds``, default ``PARLEY_MEDIA_ANSWER_TIMEOUT_SECONDS``)."""
     channel, command = playback_action_prepare(actor=actor, playback=playback, action=action, params=params)
     if channel:
@@ -366,7 +385,7 @@ def playback_action(
         try:
             egress_service.media_request(channel, command, timeout_seconds=timeout_seconds)
         except MediaUnavailable as exc:
-            refusal = playback_action_refusal(getattr(exc, "reply", None), action=action)
+            refusal = playback_action_refused(getattr(exc, "reply", None), action=action, playback_id=playback.id)
             if refusal is not None:
                 raise refusal from exc
     return playback_action_apply(actor=actor, playback=playback, action=action, params=params)

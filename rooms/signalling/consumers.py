@@ -834,7 +834,7 @@ class VideoConsumer(_Dispatch, AsyncWebsocketConsumer):
     async def _playback_action(self, action: str, params: dict):
         """``playback.{action}`` acknowledged by the media worker (``rooms.services.playbacks``): checked, sent,
         and written (``playback.updated`` / ``ended``) only once the worker applied it; a refusal is the
-        caller's error (``playback_action_refusal``), no answer within the timeout -32010."""
+        caller's error (``playback_action_refused``), no answer within the timeout -32010."""
         actor = self.actor()
         actor.require(playback_services.ACTIONS[action])  # before the lookup: a missing permission is named first
         playback_id = uuid_param(params, "playback_id")
@@ -850,7 +850,9 @@ class VideoConsumer(_Dispatch, AsyncWebsocketConsumer):
                 try:
                     await self._media_request(command, channel=channel)
                 except MediaUnavailable as exc:
-                    refusal = playback_services.playback_action_refusal(getattr(exc, "reply", None), action=action)
+                    refusal = await database_sync_to_async(playback_services.playback_action_refused)(
+                        getattr(exc, "reply", None), action=action, playback_id=playback.id
+                    )
                     if refusal is not None:
                         raise refusal from exc
             applied = await database_sync_to_async(playback_services.playback_action_apply)(

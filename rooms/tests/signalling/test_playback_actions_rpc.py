@@ -100,7 +100,7 @@ async def test_a_seek_of_a_live_stream_is_refused_with_not_seekable_and_nothing_
         await host.close()
 
 
-async def test_an_action_on_a_playback_the_worker_does_not_hold_is_not_found_and_stop_records_the_end(
+async def test_an_action_on_a_playback_the_worker_does_not_hold_is_not_found_and_ends_it_and_stop_records_the_end(
     project, room, worker
 ):
     host = await joined(project, "standup")
@@ -108,16 +108,29 @@ async def test_an_action_on_a_playback_the_worker_does_not_hold_is_not_found_and
     try:
         session = await RoomSession.objects.aget(id=host.room_session_id)
         assert session.media_worker == worker.channel_name
-        lost = await Playback.objects.acreate(
-            project_id=session.project_id, room_session=session, url="https://media.example.com/a.mp4", state="playing"
-        )
+        lost, also_lost = [
+            await Playback.objects.acreate(
+                project_id=session.project_id,
+                room_session=session,
+                url="https://media.example.com/a.mp4",
+                state="playing",
+            )
+            for _ in range(2)
+        ]
+        # The worker that holds the session does not play it: the caller gets -32004 and the row ends, with
+        # playback.ended, instead of showing as playing until the session ends.
         paused = await host.call("playback.pause", {"playback_id": str(lost.id)}, timeout=20)
         assert paused["error"]["code"] == -32004, paused
-        assert (await Playback.objects.aget(id=lost.id)).state == Playback.State.PLAYING
+        row = await Playback.objects.aget(id=lost.id)
+        assert (row.state, row.failure_reason) == (Playback.State.FAILED, "worker_lost")
+        ended = await host.event("playback.ended", where=lambda p: p["playback"]["id"] == str(lost.id))
+        assert (ended["playback"]["state"], ended["playback"]["failure_reason"]) == ("failed", "worker_lost")
+        again = await host.call("playback.resume", {"playback_id": str(lost.id)}, timeout=20)
+        assert again["error"]["code"] == -32009, again  # it has ended
 
-        stopped = await host.call("playback.stop", {"playback_id": str(lost.id)}, timeout=20)
+        stopped = await host.call("playback.stop", {"playback_id": str(also_lost.id)}, timeout=20)
         assert stopped["result"]["playback"]["state"] == "completed", stopped
-        assert (await Playback.objects.aget(id=lost.id)).state == Playback.State.COMPLETED
+        assert (await Playback.objects.aget(id=also_lost.id)).state == Playback.State.COMPLETED
     finally:
         await media.close()
         await host.close()
