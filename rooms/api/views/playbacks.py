@@ -151,7 +151,8 @@ class PlaybackActionApi(ProjectAPIView):
         "(``playback.ended`` for stop) is emitted. ``seek`` takes ``position_ms`` (needs nothing more over REST; "
         "a member needs ``room.playback_seek``), ``set_volume`` takes ``volume`` (dB). 409 when the playback or "
         "its session has ended, and 409 (reason ``not_seekable``) for a seek of a live stream; 404 when the session's "
-        "media worker no longer holds the playback (a stop still records the end); 503 ``media_unavailable`` "
+        "media worker no longer holds the playback (the playback then ends, ``failed`` with ``worker_lost``; a stop "
+        "records the end); 503 ``media_unavailable`` "
         "when no media worker holds the session (a stop then only records the end) or none answers.",
         parameters=[
             PLAYBACK_ID,

@@ -1,6 +1,6 @@
 """Playback actions over REST are acknowledged by the media worker before anything is written: a seek of a live
-stream is 409 ``not_seekable``, an action on a playback the worker does not hold is 404 (its ``stop`` still records
-the end), and a placed worker that does not answer is 503 with the row unchanged. Real embedded worker, real
+stream is 409 ``not_seekable``, an action on a playback the worker does not hold is 404 and ends it (``failed``,
+``worker_lost``), and a placed worker that does not answer is 503 with the row unchanged. Real embedded worker, real
 aiortc member and an MPEG-TS live stream served on 127.0.0.1."""
 
 # The media fixtures are imported by name (pytest finds them here); the test arguments reuse the names.
@@ -20,7 +20,7 @@ from media.tests.worker.conftest import (  # noqa: F401
 )
 from media.tests.worker.playback_media import private_playback_urls  # noqa: F401
 from rooms.models import Playback, RoomSessionEvent
-from rooms.tests.api.conftest import error_codes
+from rooms.tests.api.conftest import error_attributes, error_codes
 from rooms.tests.api.test_egress_api import post
 from rooms.tests.api.test_playbacks_api import placed
 from rooms.tests.factories import RoomFactory, RoomSessionFactory
@@ -47,10 +47,13 @@ async def test_rest_seek_of_a_live_stream_is_409_and_a_playback_the_worker_does_
         )
         await Playback.objects.filter(id=lost.id).aupdate(state=Playback.State.PLAYING)
         paused = await post(owner.client, f"/api/video/playbacks/{lost.id}/pause")
-        assert paused.status_code == 404, paused.json()
-        assert (await Playback.objects.aget(id=lost.id)).state == Playback.State.PLAYING
+        assert paused.status_code == 404 and error_attributes(paused) == ["playback_id"], paused.json()
+        # No worker plays it: the row ends (failed, worker_lost, playback.ended) rather than showing as playing.
+        row = await Playback.objects.aget(id=lost.id)
+        assert (row.state, row.failure_reason) == (Playback.State.FAILED, "worker_lost") and row.ended_at
+        assert await RoomSessionEvent.objects.filter(name="playback.ended", room_session_id=session.id).aexists()
         stopped = await post(owner.client, f"/api/video/playbacks/{lost.id}/stop")
-        assert stopped.status_code == 200 and stopped.json()["state"] == "completed", stopped.json()
+        assert stopped.status_code == 409 and error_codes(stopped) == ["conflict"], stopped.json()
     finally:
         await client.close()
 

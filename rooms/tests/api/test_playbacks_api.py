@@ -126,24 +126,6 @@ async def test_a_playback_started_over_rest_plays_in_its_layer_is_controlled_and
         await client.close()
 
 
-async def test_an_action_on_a_playback_the_worker_does_not_hold_is_404_and_ends_it(
-    channel_layer, worker, make_session, make_member, owner
-):
-    session, _member, client, events = await placed(channel_layer, make_session, make_member, owner.project)
-    try:
-        lost = await Playback.objects.acreate(
-            project_id=session.project_id, room_session=session, url="https://media.example.com/a.mp4", state="paused"
-        )
-        resumed = await post(owner.client, f"/api/video/playbacks/{lost.id}/resume")
-        assert resumed.status_code == 404 and error_attributes(resumed) == ["playback_id"], resumed.json()
-        row = await Playback.objects.aget(id=lost.id)
-        assert (row.state, row.failure_reason) == (Playback.State.FAILED, "worker_lost") and row.ended_at
-        ended = await wait_event(channel_layer, events, "playback.ended")
-        assert ended["params"]["playback"]["id"] == str(lost.id)
-    finally:
-        await client.close()
-
-
 async def test_a_url_the_worker_cannot_play_is_422_with_its_reason_and_the_room_plays_on(
     channel_layer, worker, make_session, make_member, owner, http_media
 ):
