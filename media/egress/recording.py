@@ -2,8 +2,9 @@
 
 File: ``PARLEY_DATA_DIR/recordings/<recording id>.mp4`` with ``movflags=frag_keyframe+empty_moov+
 default_base_moof`` and ``frag_duration`` 1 s, so a process that dies leaves a file whose complete fragments
-finalisation keeps (``mux.complete_fragments_size``). ``pause()``/``resume()`` cut the paused span out of the timeline (no gap); ``stop()`` flushes
-and closes, then ``on_finished(recorder)`` runs on the loop (the supervisor enqueues finalisation).
+finalisation keeps (``mux.complete_fragments_size``). ``pause()``/``resume()`` cut the paused span out of the
+timeline (no gap); ``stop()`` flushes and closes, then ``on_finished(recorder)`` runs on the loop (the supervisor
+enqueues finalisation).
 
 A write error (a full disk: ``OSError`` ENOSPC) fails the recorder with ``failure_reason``; what was written
 stays on disk, trimmed to its last complete fragment (a file cut inside a ``moof`` would not open in FFmpeg).

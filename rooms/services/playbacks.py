@@ -321,11 +321,15 @@ def playback_action_prepare(*, actor: Actor, playback: Playback, action: str, pa
     return session.media_worker, command
 
 
-def playback_action_refusal(reply: dict | None, *, action: str) -> ParleyError | None:
+def playback_action_refused(reply: dict | None, *, action: str, playback_id) -> ParleyError | None:
     """The caller's error for the worker's ``media.error`` ``reply`` to ``playback.{action}`` (None: no reply,
     within the timeout): ``not_seekable`` → ``Conflict`` (409 / -32009, ``data.reason``); ``not_found`` → ``NotFound``
     on ``playback_id`` (404 / -32004: the worker no longer plays it) except for ``stop``, whose end is recorded
-    anyway (None); ``bad_request`` → ``InvalidParameter``; anything else → ``MediaUnavailable`` (503 / -32010)."""
+    anyway (None); ``bad_request`` → ``InvalidParameter``; anything else → ``MediaUnavailable`` (503 / -32010).
+
+    On ``not_found`` for a playback whose start the worker had answered (``playing``/``paused``; an ``opening``
+    one may not have reached it yet), the row is failed with ``worker_lost`` and ``playback.ended`` emitted: no
+    worker plays it, and one that holds the session heartbeats it, so the orphan sweep would never end it."""
     code = (reply or {}).get("code")
     message = str((reply or {}).get("message") or "")[:300] or None
     if code == "not_seekable":
@@ -333,28 +337,15 @@ def playback_action_refusal(reply: dict | None, *, action: str) -> ParleyError |
     if code == "not_found":
         if action == "stop":
             return None
+        from media.worker.db import _playback_failed
+
+        if Playback.objects.filter(id=playback_id, state__in=(Playback.State.PLAYING, Playback.State.PAUSED)).exists():
+            logger.warning("playback not held by its session's worker playback_id=%s action=%s", playback_id, action)
+            _playback_failed(str(playback_id), "worker_lost")
         return NotFound("The media worker no longer plays this playback.", attribute="playback_id")
     if code == "bad_request":
         return InvalidParameter(message)
     return MediaUnavailable()
-
-
-def playback_action_refused(reply: dict | None, *, action: str, playback_id) -> ParleyError | None:
-    """``playback_action_refusal``, and when the session's worker answered ``not_found`` for a playback whose
-    start it had answered (``playing``/``paused``; an ``opening`` one may not have reached it yet), the row is
-    failed with ``worker_lost`` and ``playback.ended`` emitted: no worker plays it, and one that holds the session
-    heartbeats it, so the orphan sweep would never end it."""
-    refusal = playback_action_refusal(reply, action=action)
-    if (reply or {}).get("code") == "not_found" and refusal is not None:
-        from media.worker.db import _playback_failed
-
-        still_live = Playback.objects.filter(
-            id=playback_id, state__in=(Playback.State.PLAYING, Playback.State.PAUSED)
-        ).exists()
-        if still_live:
-            logger.warning("playback not held by its session's worker playback_id=%s action=%s", playback_id, action)
-            _playback_failed(str(playback_id), "worker_lost")
-    return refusal
 
 
 def playback_action_apply(*, actor: Actor, playback: Playback, action: str, params: dict | None = None) -> dict:
